@@ -1,0 +1,3 @@
+from vexrun.cli import main
+
+main()

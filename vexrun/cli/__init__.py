@@ -1,0 +1,92 @@
+"""The ``vexrun`` command line: parse, call the library, print, map errors to exit codes.
+
+Command modules import only click at module level; each command imports the library when it runs, so
+``vexrun --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import NoReturn
+
+import click
+
+from .._version import __version__
+from ..errors import VexrunError
+
+__all__ = ["cli", "main"]
+
+EXIT_CODES = """\b
+Exit codes:
+  0        success
+  1        handled failure: invalid recipe or file, failed connection, a run
+           stopped with a resumable checkpoint, a plan that no longer matches
+           its checkpoint, a signature that does not verify
+  2        usage error: bad flags, missing file
+  3        run finished, but some records were rejected (see its rejects file)
+  4        another run holds the lock for this recipe's state
+  70       internal error (traceback only with --debug)
+  130/143  interrupted; the checkpoint was flushed first
+"""
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EXIT_CODES,
+)
+@click.version_option(__version__, "-V", "--version", prog_name="vexrun")
+@click.option("--debug", is_flag=True, envvar="VEXRUN_DEBUG", help="Show tracebacks of internal errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """vexrun moves AI-agent memory between conversation exports, .vmig.jsonl files and vector
+    stores, driven by version-controlled YAML recipes."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def _register() -> None:
+    from . import files
+
+    for command in files.COMMANDS:
+        cli.add_command(command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point of the ``vexrun`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("VEXRUN_DEBUG", "") not in ("", "0")
+    try:
+        rv = cli.main(args=args, prog_name="vexrun", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        code = 130
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except VexrunError as exc:
+        click.echo(f"error: {exc}", err=True)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        code = 130
+    except BrokenPipeError:
+        # `vexrun validate big.vmig.jsonl | head`: stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 0
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback unless --debug
+        if debug:
+            traceback.print_exc()
+        click.echo(
+            f"internal error: {type(exc).__name__}: {exc} "
+            "(this is a bug in vexrun; run again with --debug for the traceback and report it)",
+            err=True,
+        )
+        code = 70
+    sys.exit(code)

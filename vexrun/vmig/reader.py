@@ -1,0 +1,190 @@
+"""Streaming reader: ``.vmig.jsonl`` / ``.vmig.jsonl.gz`` → batches with a float32 vector matrix.
+
+Memory is bounded by the batch (``batch_size`` records or ``max_batch_bytes`` of lines), whatever the
+file size. A line that breaks a SPEC rule is not a record: it comes back in ``batch.rejects`` with its
+findings and raw bytes, so a caller can write it to a rejects file and go on. Warnings (an unknown
+field, a missing ``vex_version``) keep the record and come back in ``batch.warnings``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ..errors import FormatError
+from .batch import Batch, Reject
+from .checks import Checker
+from .findings import Finding, make
+from .io import DECOMPRESS_ERRORS, DEFAULT_MAX_LINE_BYTES, check_readable, iter_lines, open_data
+from .model import FIELDS, Record
+
+__all__ = ["read_batches", "record_from_object"]
+
+_BOM = b"\xef\xbb\xbf"
+_KNOWN = frozenset(FIELDS)
+
+
+def record_from_object(obj: dict[str, Any]) -> tuple[Record, list[float] | None]:
+    """A Record (unknown fields kept in ``extra``) and its vector from a parsed, valid line."""
+    extra = {k: v for k, v in obj.items() if k not in _KNOWN} or None
+    vec = obj.get("vector")
+    rec = Record(
+        id=obj["id"],
+        text=obj.get("text"),
+        model=obj.get("model"),
+        dims=len(vec) if vec is not None else obj.get("dims"),
+        namespace=obj.get("namespace"),
+        metadata=obj.get("metadata"),
+        created_at=obj.get("created_at"),
+        source_store=obj.get("source_store"),
+        modality=obj.get("modality"),
+        score=obj.get("score"),
+        vex_version=obj.get("vex_version"),
+        extra=extra,
+    )
+    return rec, vec
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self.vectors: list[list[float]] = []
+        self.vec_rows: list[int] = []
+        self.lines: list[int] = []
+        self.raws: list[bytes] = []
+        self.rejects: list[Reject] = []
+        self.warnings: list[Finding] = []
+        self.dims: int | None = None
+        self.nbytes = 0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def add(self, rec: Record, vec: list[float] | None, lineno: int, raw: bytes) -> None:
+        if vec is not None:
+            self.vec_rows.append(len(self.records))
+            self.vectors.append(vec)
+            self.dims = len(vec)
+        self.records.append(rec)
+        self.lines.append(lineno)
+        self.raws.append(raw)
+        self.nbytes += len(raw)
+
+    def build(self, cursor: tuple[int, int]) -> Batch:
+        n = len(self.records)
+        batch = Batch(records=self.records, lines=self.lines, rejects=self.rejects, warnings=self.warnings)
+        batch.cursor = cursor
+        if self.vectors and self.dims is not None:
+            # Lists of Python floats convert fastest to float64; astype then rounds each value to the
+            # nearest float32, exactly as a direct conversion would.
+            with np.errstate(over="ignore"):
+                rows = np.array(self.vectors, dtype=np.float64).astype(np.float32)
+            if len(self.vectors) == n:
+                mat = rows
+                mask = np.ones(n, dtype=bool)
+            else:
+                mat = np.zeros((n, self.dims), dtype=np.float32)
+                mat[self.vec_rows] = rows
+                mask = np.zeros(n, dtype=bool)
+                mask[self.vec_rows] = True
+            with np.errstate(over="ignore", invalid="ignore"):
+                finite = np.asarray(np.isfinite(mat).all(axis=1), dtype=bool)
+            if not finite.all():
+                # Finite in the file but out of float32's range: reject, never write it wrongly.
+                keep = [bool(k) for k in finite]
+                for i in np.flatnonzero(~finite).tolist():
+                    rec = self.records[i]
+                    msg = "vector holds a value outside the float32 range (|x| > 3.4e38)"
+                    batch.rejects.append(
+                        Reject(self.lines[i], [make(self.lines[i], "non-finite", msg, rec.id)], self.raws[i])
+                    )
+                batch.records = [r for r, k in zip(self.records, keep, strict=True) if k]
+                batch.lines = [ln for ln, k in zip(self.lines, keep, strict=True) if k]
+                mat, mask = mat[finite], mask[finite]
+                batch.rejects.sort(key=lambda r: r.line)
+            batch.vectors, batch.has_vector = mat, mask
+        return batch
+
+
+def read_batches(
+    path: str | os.PathLike[str],
+    *,
+    batch_size: int = 1000,
+    max_batch_bytes: int = 64 * 1024 * 1024,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    start: tuple[int, int] = (0, 0),
+) -> Iterator[Batch]:
+    """Yield batches of records from a ``.vmig.jsonl`` file. ``start`` is a ``batch.cursor`` from an
+    earlier read: reading resumes right after that batch. A batch is cut early when the vector dimension
+    changes, so every batch's matrix has one dimension."""
+    p = check_readable(path)
+    checker = Checker()
+    decode = checker.decode
+    check_fast = checker.check_fast
+    offset, lineno = start
+    fh = open_data(p)
+    try:
+        if offset:
+            fh.seek(offset)
+        b = _Builder()
+        for raw in iter_lines(fh, max_line_bytes=max_line_bytes):
+            lineno += 1
+            if not raw:
+                msg = f"line is longer than {max_line_bytes:,} bytes; skipped"
+                b.rejects.append(Reject(lineno, [make(lineno, "line-too-long", msg)], b""))
+                continue
+            rec: Record
+            vec: list[float] | None
+            try:
+                w = decode(raw)
+            except ValueError:  # msgspec.DecodeError, or UnicodeDecodeError on bad UTF-8
+                stripped = raw.strip()
+                if not stripped or stripped.startswith(b"#"):
+                    continue
+                line = raw[len(_BOM) :] if lineno == 1 and raw.startswith(_BOM) else raw
+                obj, found = checker.diagnose(line, lineno, at_eof=True)
+                if obj is None or any(f.severity == "error" for f in found):
+                    b.rejects.append(Reject(lineno, found, raw))
+                    continue
+                b.warnings.extend(found)
+                rec, vec = record_from_object(obj)
+            else:
+                fs = check_fast(w, lineno)
+                if fs is not None:
+                    if any(f.severity == "error" for f in fs):
+                        b.rejects.append(Reject(lineno, fs, raw))
+                        continue
+                    b.warnings.extend(fs)
+                vec = w.vector
+                rec = Record(
+                    id=w.id,
+                    text=w.text,
+                    model=w.model,
+                    dims=len(vec) if vec is not None else w.dims,
+                    namespace=w.namespace,
+                    metadata=w.metadata,
+                    created_at=w.created_at,
+                    source_store=w.source_store,
+                    modality=w.modality,
+                    score=w.score,
+                    vex_version=w.vex_version,
+                )
+            if vec is not None and b.dims is not None and len(vec) != b.dims and len(b):
+                yield b.build((fh.tell() - len(raw), lineno - 1))
+                b = _Builder()
+            b.add(rec, vec, lineno, raw)
+            if len(b) >= batch_size or b.nbytes >= max_batch_bytes:
+                yield b.build((fh.tell(), lineno))
+                b = _Builder()
+        if len(b) or b.rejects or b.warnings:
+            yield b.build((fh.tell(), lineno))
+    except DECOMPRESS_ERRORS as exc:
+        raise FormatError(
+            f"the gzip stream is corrupt or truncated ({exc}); the records before this line were read",
+            location=f"{path}:{lineno + 1}",
+        ) from None
+    finally:
+        fh.close()
