@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from vexrun.testing.rss import measure
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 VEXRUN = [PY, "-m", "vexrun"]
@@ -54,18 +56,11 @@ write_synthetic(sys.argv[1], int(sys.argv[2]), seed=7)
 
 
 def run(cmd: list[str]) -> tuple[float, float, str]:
-    """Run ``cmd``; return (wall seconds, peak RSS in MB of that process, stdout)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-    assert proc.stdout is not None and proc.stderr is not None
-    out = proc.stdout.read().decode()
-    err = proc.stderr.read().decode()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode not in (0, 1):
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err}")
-    return wall, usage.ru_maxrss / 1024, out
+    """Run ``cmd``; return (wall seconds, the process's own peak RSS in MB, stdout)."""
+    m = measure(cmd, cwd=str(ROOT))
+    if m.code not in (0, 1):
+        raise SystemExit(f"{' '.join(cmd)} failed ({m.code}):\n{m.err}")
+    return m.wall, m.rss_mb, m.out
 
 
 def warm(path: Path) -> None:
@@ -103,7 +98,7 @@ def bench_size(n: int, workdir: Path, repeat: int) -> dict[str, tuple[float, flo
                 best[name] = (wall, rss)
     for name, (wall, rss) in best.items():
         results[name] = (n / wall, size_mb / wall, rss)
-    identical = copy.read_bytes() == data.read_bytes() if size_mb < 2000 else _same_file(data, copy)
+    identical = _same_file(data, copy)
     results["_identical"] = (1.0 if identical else 0.0, 0.0, 0.0)
     copy.unlink(missing_ok=True)
     for sidecar in workdir.glob(f"bench-{n}-copy*"):

@@ -3,14 +3,13 @@ hash alone, and a million records validate within the memory bound."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from vexrun.testing.rss import measure
 from vexrun.vmig import scan as scan_mod
 from vexrun.vmig.dupes import DupDetector
 from vexrun.vmig.scan import ScanOptions, scan_file
@@ -120,15 +119,8 @@ def _write_fast(path: Path, n: int, dims: int) -> None:
 
 
 def _peak_rss_mb(args: list[str]) -> tuple[int, float, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vexrun", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    assert proc.stdout is not None
-    with proc.stdout:
-        out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss / 1024, out
+    m = measure([sys.executable, "-m", "vexrun", *args])
+    return m.code, m.rss_mb, m.out + m.err
 
 
 @pytest.mark.slow

@@ -1,0 +1,111 @@
+"""vexrun's own plugins, registered through the same ``vexrun.plugins`` entry point a third-party
+package would use (see ``pyproject.toml``)."""
+
+from __future__ import annotations
+
+from .connectors.base import Capabilities
+from .registry import PluginSpec
+
+__all__ = ["PLUGINS"]
+
+_LOCAL_STORE = Capabilities(
+    ids="any",
+    metrics=("cosine",),
+    metadata="nested",
+    namespaces=True,
+    vectors="float32",
+    search=True,
+    edges=True,
+)
+_FILE = Capabilities(ids="any", metrics=("cosine", "dot", "l2"), metadata="lists", vectors="float32")
+
+PLUGINS: list[PluginSpec] = [
+    # sources
+    PluginSpec(
+        "source",
+        "vmig",
+        "vexrun.connectors.vmig_file:VmigSourceConfig",
+        "vexrun.connectors.vmig_file:VmigSource",
+        summary="a .vmig.jsonl(.gz) file",
+    ),
+    PluginSpec(
+        "source",
+        "claude-export",
+        "vexrun.connectors.exports.claude:ClaudeExportConfig",
+        "vexrun.connectors.exports.claude:ClaudeExportSource",
+        aliases=("claude",),
+        summary="claude.ai data export (conversations.json) or Anthropic API message lists",
+    ),
+    PluginSpec(
+        "source",
+        "chatgpt-export",
+        "vexrun.connectors.exports.chatgpt:ChatGPTExportConfig",
+        "vexrun.connectors.exports.chatgpt:ChatGPTExportSource",
+        aliases=("chatgpt", "openai-export"),
+        summary="ChatGPT data export (conversations.json with its mapping tree)",
+    ),
+    PluginSpec(
+        "source",
+        "sqlite",
+        "vexrun.connectors.sqlite_store:SqliteSourceConfig",
+        "vexrun.connectors.sqlite_store:SqliteSource",
+        aliases=("local",),
+        summary="the embedded local memory store (one SQLite file)",
+        capabilities=_LOCAL_STORE,
+    ),
+    # sinks
+    PluginSpec(
+        "sink",
+        "vmig",
+        "vexrun.connectors.vmig_file:VmigSinkConfig",
+        "vexrun.connectors.vmig_file:VmigSink",
+        summary="a .vmig.jsonl(.gz) file with its sidecar",
+        capabilities=_FILE,
+    ),
+    PluginSpec(
+        "sink",
+        "sqlite",
+        "vexrun.connectors.sqlite_store:SqliteSinkConfig",
+        "vexrun.connectors.sqlite_store:SqliteSink",
+        aliases=("local",),
+        summary="the embedded local memory store: float32 vectors, FTS5 (BM25) over text, edges",
+        capabilities=_LOCAL_STORE,
+    ),
+    # embedders
+    PluginSpec(
+        "embedder",
+        "local",
+        "vexrun.providers.embed.local:LocalEmbedderConfig",
+        "vexrun.providers.embed.local:LocalEmbedder",
+        aliases=("sentence-transformers",),
+        summary="a sentence-transformers model on CPU, offline (default all-MiniLM-L6-v2, 384-d)",
+        extra="local",
+        requires=("sentence_transformers",),
+    ),
+    PluginSpec(
+        "embedder",
+        "openai",
+        "vexrun.providers.embed.openai:OpenAIEmbedderConfig",
+        "vexrun.providers.embed.openai:OpenAIEmbedder",
+        aliases=("openai-compatible",),
+        summary="OpenAI /v1/embeddings or any compatible endpoint (base_url)",
+        extra="llm",
+        requires=("httpx", "tenacity"),
+    ),
+    PluginSpec(
+        "embedder",
+        "ollama",
+        "vexrun.providers.embed.ollama:OllamaEmbedderConfig",
+        "vexrun.providers.embed.ollama:OllamaEmbedder",
+        summary="Ollama's native /api/embed",
+        extra="llm",
+        requires=("httpx", "tenacity"),
+    ),
+    PluginSpec(
+        "embedder",
+        "fake",
+        "vexrun.testing.fake_embedder:FakeEmbedderConfig",
+        "vexrun.testing.fake_embedder:FakeEmbedder",
+        summary="deterministic hash-based vectors for tests and dry runs (not semantic)",
+    ),
+]

@@ -1,0 +1,164 @@
+"""The small protocol every source and sink speaks, and the capabilities a connector declares.
+
+A connector module imports its SDK lazily (inside ``open``), so reading its config model and its
+capabilities never imports the SDK. Connectors are registered through the ``vexrun.plugins`` entry-point
+group (see :mod:`vexrun.registry`), built-ins included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ..vmig.batch import Batch
+
+__all__ = [
+    "Capabilities",
+    "Cursor",
+    "Edge",
+    "PluginConfig",
+    "RunContext",
+    "Sink",
+    "Source",
+    "WriteResult",
+]
+
+#: A source's resume position: a small JSON-serialisable dict, opaque to the runner.
+Cursor = dict[str, Any]
+
+
+class PluginConfig(BaseModel):
+    """Base of every pluggable config model (source, sink, embedder, …): unknown keys are errors, and
+    ``type`` is the discriminator. Subclasses declare ``type: Literal["name", "alias", ...]``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a store can hold, declared without importing its SDK. The compiler and ``vexrun plan`` read it."""
+
+    #: "any" (any non-empty string), "uuid-or-uint" (Qdrant), or "string<=N" style limits in ``max_id_bytes``
+    ids: Literal["any", "uuid-or-uint"] = "any"
+    max_id_bytes: int | None = None
+    max_dims: int | None = None
+    metrics: tuple[str, ...] = ("cosine",)
+    #: what metadata values the store keeps natively: scalars only, flat lists of scalars, or nesting
+    metadata: Literal["scalars", "lists", "nested"] = "lists"
+    max_metadata_bytes: int | None = None
+    namespaces: bool = True
+    max_batch_records: int | None = None
+    max_batch_bytes: int | None = None
+    #: vectors as stored: exact float32, or normalised (cosine stores that renormalise)
+    vectors: Literal["float32", "normalized", "none"] = "float32"
+    needs_vectors: bool = False
+    search: bool = False
+    edges: bool = False
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A typed, weighted relation between two records (``temporal``, ``tag``, ``entity``, ``causal``)."""
+
+    src: str
+    dst: str
+    type: str
+    weight: float = 1.0
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass
+class WriteResult:
+    """What a sink did with a batch: how many records it wrote and which it refused (id → reason)."""
+
+    written: int
+    rejected: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunContext:
+    """What a connector may use while it runs: where state lives and how to report."""
+
+    state_dir: Any  # pathlib.Path; Any to keep this module free of heavier imports in type hints
+    recipe_dir: Any
+    log: Any = None  # callable(str) -> None, already redacting secrets
+
+    def info(self, message: str) -> None:
+        if self.log is not None:
+            self.log(message)
+
+
+class Source:
+    """Reads records in batches from a resumable cursor."""
+
+    name: ClassVar[str] = "source"
+
+    def __init__(self, config: Any, ctx: RunContext) -> None:
+        self.config = config
+        self.ctx = ctx
+
+    def open(self) -> None:
+        """Open files or connections. Raise :class:`~vexrun.errors.ConnectError` or
+        :class:`~vexrun.errors.UsageError` with one clear line on failure."""
+
+    def identity(self) -> str:
+        """A stable name of what is read (path, URL without secrets, collection), used in record ids."""
+        raise NotImplementedError
+
+    def estimate(self) -> int | None:
+        """Roughly how many records the source holds, for progress; None if unknown."""
+        return None
+
+    def batches(self, cursor: Cursor | None, batch_size: int) -> Iterator[tuple[Batch, Cursor]]:
+        """Yield (batch, cursor after that batch). Reading again from a yielded cursor continues with
+        the next batch; ``None`` starts at the beginning."""
+        raise NotImplementedError
+
+    def report(self) -> dict[str, Any]:
+        """Counts for the run report (e.g. dropped messages by reason)."""
+        return {}
+
+    def close(self) -> None:
+        """Release files and connections."""
+
+
+class Sink:
+    """Writes batches with idempotent upserts; keeps what it needs to resume in a small state dict."""
+
+    name: ClassVar[str] = "sink"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, config: Any, ctx: RunContext) -> None:
+        self.config = config
+        self.ctx = ctx
+
+    def open(self, state: dict[str, Any] | None) -> None:
+        """Open the target. ``state`` is what :meth:`state` returned at the last committed batch (None on a
+        fresh run): a file sink truncates back to it, so a half-written batch leaves no trace."""
+
+    def identity(self) -> str:
+        """Where the records go (path, URL without secrets, collection)."""
+        raise NotImplementedError
+
+    def prepare(self, dims: int | None, model: str | None, metric: str = "cosine") -> None:
+        """Create the collection / table / index if missing, for vectors of ``dims``."""
+
+    def write(self, batch: Batch) -> WriteResult:
+        """Upsert every record of the batch; return only when it is durable."""
+        raise NotImplementedError
+
+    def write_edges(self, edges: list[Edge]) -> None:
+        """Upsert edges (sinks without edge support ignore them)."""
+
+    def state(self) -> dict[str, Any]:
+        """What to store in the checkpoint with the batch just written."""
+        return {}
+
+    def finalize(self) -> None:
+        """The run is complete: publish the result (rename a file into place, build an index)."""
+
+    def close(self) -> None:
+        """Release files and connections (also after a failure)."""

@@ -1,0 +1,1 @@
+"""Providers: embedders (and, later, LLMs) behind one interface each."""
