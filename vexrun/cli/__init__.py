@@ -46,11 +46,17 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-def _register() -> None:
-    from . import files
+#: Modules under vexrun.cli that define ``COMMANDS``; each imports only click at module level.
+COMMAND_MODULES = ("files",)
 
-    for command in files.COMMANDS:
-        cli.add_command(command)
+
+def _register() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        for command in module.COMMANDS:
+            cli.add_command(command)
 
 
 _register()

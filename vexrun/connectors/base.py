@@ -85,6 +85,16 @@ class RunContext:
     state_dir: Any  # pathlib.Path; Any to keep this module free of heavier imports in type hints
     recipe_dir: Any
     log: Any = None  # callable(str) -> None, already redacting secrets
+    #: the run's embedder as {"type": ..., non-secret settings...}, so a store can record how its vectors
+    #: were made (``vexrun search`` rebuilds the embedder from it to embed a query)
+    embedder_spec: dict[str, Any] | None = None
+
+    def resolve_path(self, path: str) -> Any:
+        """A path from the recipe, relative to the recipe's directory."""
+        from pathlib import Path
+
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else Path(self.recipe_dir) / p
 
     def info(self, message: str) -> None:
         if self.log is not None:
