@@ -24,6 +24,8 @@ the retry logic reads instead of matching message text.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ConnectError",
     "FormatError",
@@ -86,9 +88,11 @@ class FormatError(InvalidInput):
 class RecipeError(InvalidInput):
     """A recipe failed validation. ``findings`` holds every finding, already formatted."""
 
-    def __init__(self, message: str, *, findings: list[str] | None = None) -> None:
+    def __init__(self, message: str, *, findings: list[str] | None = None, details: list[Any] | None = None) -> None:
         super().__init__(message)
         self.findings = findings or []
+        #: the structured findings (``RecipeFinding``), for ``--format json``
+        self.details = details or []
 
 
 class ConnectError(VexrunError):

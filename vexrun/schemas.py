@@ -20,8 +20,20 @@ def _vmig_record() -> dict[str, Any]:
     return record_schema()
 
 
+def _recipe() -> dict[str, Any]:
+    from .recipe.model import recipe_model
+
+    schema = recipe_model().model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://vexrun.dev/schemas/recipe.schema.json",
+        **schema,
+    }
+
+
 #: file name under ``schemas/`` → function producing the schema
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
+    "recipe.schema.json": _recipe,
     "vmig-record.schema.json": _vmig_record,
 }
 

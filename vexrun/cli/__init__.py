@@ -14,7 +14,8 @@ from typing import NoReturn
 import click
 
 from .._version import __version__
-from ..errors import VexrunError
+from ..errors import RecipeError, VexrunError
+from ..redact import redact
 
 __all__ = ["cli", "main"]
 
@@ -32,7 +33,19 @@ Exit codes:
 """
 
 
+class _Group(click.Group):
+    """``vexrun RECIPE.yaml`` is ``vexrun run RECIPE.yaml``."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.commands and args[0].endswith((".yaml", ".yml")):
+            return "run", self.commands["run"], args
+        return super().resolve_command(ctx, args)
+
+
 @click.group(
+    cls=_Group,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=EXIT_CODES,
 )
@@ -41,13 +54,15 @@ Exit codes:
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """vexrun moves AI-agent memory between conversation exports, .vmig.jsonl files and vector
-    stores, driven by version-controlled YAML recipes."""
+    stores, driven by version-controlled YAML recipes.
+
+    `vexrun RECIPE.yaml` is short for `vexrun run RECIPE.yaml`."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
 
 
 #: Modules under vexrun.cli that define ``COMMANDS``; each imports only click at module level.
-COMMAND_MODULES = ("files",)
+COMMAND_MODULES = ("files", "recipes")
 
 
 def _register() -> None:
@@ -75,8 +90,13 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code
+    except RecipeError as exc:
+        for line in exc.findings:
+            click.echo(redact(line), err=True)
+        click.echo(f"error: {redact(str(exc))}", err=True)
+        code = exc.exit_code
     except VexrunError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {redact(str(exc))}", err=True)
         code = exc.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
@@ -90,7 +110,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         if debug:
             traceback.print_exc()
         click.echo(
-            f"internal error: {type(exc).__name__}: {exc} "
+            f"internal error: {type(exc).__name__}: {redact(str(exc))} "
             "(this is a bug in vexrun; run again with --debug for the traceback and report it)",
             err=True,
         )

@@ -72,15 +72,35 @@ def _emit_json(obj: Any) -> None:
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @_jobs_option
 @_line_option
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="For a recipe: load variables from this dotenv file.",
+)
 def validate(
-    file: str, fmt: str, as_json: bool, max_findings: int, strict: bool, jobs: str, max_line_bytes: int
+    file: str,
+    fmt: str,
+    as_json: bool,
+    max_findings: int,
+    strict: bool,
+    jobs: str,
+    max_line_bytes: int,
+    env_file: str | None,
 ) -> int:
-    """Lint every record of a .vmig.jsonl(.gz) FILE in one streaming pass.
+    """Lint a .vmig.jsonl(.gz) FILE in one streaming pass, or check a recipe (FILE.yaml) offline.
 
     Prints each finding as FILE:LINE: error[code] record 'ID': message, sorted by line, then a
     summary. Checks the SPEC rules, duplicate ids across the whole file, and the sidecar's record
-    count and BLAKE3 checksum when a sidecar exists. Exit 0 valid, 1 findings, 2 unreadable file.
+    count and BLAKE3 checksum when a sidecar exists. A recipe is loaded and compiled without touching
+    any source, target or provider; its findings read FILE:LINE:COL: error[code] path: message.
+    Exit 0 valid, 1 findings, 2 unreadable file.
     """
+    from .recipes import is_recipe_path, validate_recipe
+
+    if is_recipe_path(file):
+        return validate_recipe(file, env_file, "json" if as_json else fmt)
+
     from ..progress import byte_progress
     from ..vmig.validate import validate_file
 

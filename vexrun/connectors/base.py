@@ -131,6 +131,12 @@ class Source:
         """Counts for the run report (e.g. dropped messages by reason)."""
         return {}
 
+    def check(self) -> str:
+        """``vexrun check``: open the source and say what it holds; read nothing else."""
+        self.open()
+        n = self.estimate()
+        return f"{self.identity()}: readable" + (f", about {n:,} records" if n is not None else "")
+
     def close(self) -> None:
         """Release files and connections."""
 
@@ -169,6 +175,10 @@ class Sink:
 
     def finalize(self) -> None:
         """The run is complete: publish the result (rename a file into place, build an index)."""
+
+    def check(self) -> str:
+        """``vexrun check``: connect (or check the output directory) without writing anything."""
+        return f"{self.identity()}: no check available for this target"
 
     def close(self) -> None:
         """Release files and connections (also after a failure)."""

@@ -38,3 +38,9 @@ class Embedder:
 
     def close(self) -> None:
         """Release the model or HTTP client."""
+
+    def check(self) -> str:
+        """``vexrun check``: load the model / reach the endpoint and embed one short text."""
+        self.open()
+        vec = self.embed(["vexrun check"])
+        return f"{self.model_id}: answers with {vec.shape[1]}-d vectors"

@@ -1,0 +1,285 @@
+"""The state directory of a recipe: lock, frozen plan, SQLite checkpoint, embedding cache, events, rejects.
+
+::
+
+    .vexrun/state/<name>-<hash>/
+      lock                 held (flock) by the process running the recipe
+      plan.json            the redacted plan the checkpoint belongs to
+      checkpoint.sqlite    cursor, counts, stage and sink states: one row, one transaction per batch (WAL)
+      cache.sqlite         content-addressed embeddings, keyed by (model, text); kept by --fresh and reset
+      events.jsonl         append-only log of what happened (secrets redacted)
+      rejects.vmig.jsonl   records that failed terminally, re-feedable as a source
+      runs/<id>.json       the summary of each run
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .errors import LockHeld, UsageError
+from .redact import redact
+
+__all__ = ["Checkpoint", "EventLog", "Progress", "StateDir", "now_iso"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    summary TEXT
+);
+CREATE TABLE IF NOT EXISTS progress (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    run_id INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    source_index INTEGER NOT NULL,
+    cursor TEXT,
+    batches INTEGER NOT NULL,
+    counts TEXT NOT NULL,
+    stage_state TEXT NOT NULL,
+    sink_state TEXT NOT NULL,
+    rejects_bytes INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"""
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass
+class Progress:
+    """Everything needed to continue a run exactly after its last committed batch."""
+
+    run_id: int
+    status: str = "running"
+    source_index: int = 0
+    cursor: dict[str, Any] | None = None
+    batches: int = 0
+    counts: dict[str, Any] = field(default_factory=dict)
+    stage_state: dict[str, Any] = field(default_factory=dict)
+    sink_state: dict[str, Any] = field(default_factory=dict)
+    rejects_bytes: int = 0
+
+
+class Checkpoint:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def read(self) -> Progress | None:
+        row = self.db.execute(
+            "SELECT run_id, status, source_index, cursor, batches, counts, stage_state, sink_state, rejects_bytes "
+            "FROM progress WHERE id = 1"
+        ).fetchone()
+        if row is None:
+            return None
+        return Progress(
+            run_id=row[0],
+            status=row[1],
+            source_index=row[2],
+            cursor=orjson.loads(row[3]) if row[3] else None,
+            batches=row[4],
+            counts=orjson.loads(row[5]),
+            stage_state=orjson.loads(row[6]),
+            sink_state=orjson.loads(row[7]),
+            rejects_bytes=row[8],
+        )
+
+    def start(self, fingerprint: str, stages: dict[str, str], plan_json: bytes) -> Progress:
+        """Begin a new run (fresh progress) bound to this plan."""
+        with self._tx():
+            self.db.execute("INSERT INTO runs (started_at, status) VALUES (?, 'running')", (now_iso(),))
+            run_id = int(self.db.execute("SELECT last_insert_rowid()").fetchone()[0])
+            for key, value in (
+                ("fingerprint", fingerprint),
+                ("stages", orjson.dumps(stages).decode()),
+                ("plan", plan_json.decode()),
+            ):
+                self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+            progress = Progress(run_id=run_id)
+            self._write(progress)
+        return progress
+
+    def resume(self, progress: Progress) -> None:
+        with self._tx():
+            self.db.execute(
+                "UPDATE runs SET attempts = attempts + 1, status = 'running' WHERE id = ?", (progress.run_id,)
+            )
+            progress.status = "running"
+            self._write(progress)
+
+    def commit(self, progress: Progress) -> None:
+        """Store the progress after a batch the sinks acknowledged: one transaction."""
+        with self._tx():
+            self._write(progress)
+
+    def finish(self, progress: Progress, status: str, summary: dict[str, Any]) -> None:
+        with self._tx():
+            progress.status = status
+            self._write(progress)
+            self.db.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, summary = ? WHERE id = ?",
+                (status, now_iso(), orjson.dumps(summary).decode(), progress.run_id),
+            )
+
+    def runs(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT id, started_at, finished_at, status, attempts, summary FROM runs ORDER BY id"
+        ).fetchall()
+        return [
+            {
+                "run": r[0],
+                "started_at": r[1],
+                "finished_at": r[2],
+                "status": r[3],
+                "attempts": r[4],
+                "summary": orjson.loads(r[5]) if r[5] else None,
+            }
+            for r in rows
+        ]
+
+    def _write(self, p: Progress) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO progress (id, run_id, status, source_index, cursor, batches, counts, stage_state, "
+            "sink_state, rejects_bytes, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                p.run_id,
+                p.status,
+                p.source_index,
+                orjson.dumps(p.cursor).decode() if p.cursor is not None else None,
+                p.batches,
+                orjson.dumps(p.counts).decode(),
+                orjson.dumps(p.stage_state).decode(),
+                orjson.dumps(p.sink_state).decode(),
+                p.rejects_bytes,
+                now_iso(),
+            ),
+        )
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+
+class EventLog:
+    """Append-only JSON lines; every line passes through the secret redactor."""
+
+    def __init__(self, path: Path) -> None:
+        self.fh = open(path, "ab")  # noqa: SIM115 - closed by close()
+
+    def emit(self, event: str, **fields: Any) -> None:
+        line = orjson.dumps({"ts": now_iso(), "event": event, **fields}, default=str).decode()
+        self.fh.write((redact(line) + "\n").encode())
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+class StateDir:
+    """The files of one recipe's state. :meth:`lock` must be held while running."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock_fd: int | None = None
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / "checkpoint.sqlite"
+
+    @property
+    def cache_path(self) -> Path:
+        return self.path / "cache.sqlite"
+
+    @property
+    def rejects_path(self) -> Path:
+        return self.path / "rejects.vmig.jsonl"
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def plan_path(self) -> Path:
+        return self.path / "plan.json"
+
+    def exists(self) -> bool:
+        return self.checkpoint_path.exists()
+
+    def ensure(self) -> None:
+        try:
+            (self.path / "runs").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"{self.path}: cannot create the state directory ({exc.strerror or exc})") from None
+
+    @contextmanager
+    def lock(self, command: str) -> Iterator[None]:
+        """Hold the state lock, or raise :class:`LockHeld` naming the holder."""
+        self.ensure()
+        path = self.path / "lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise LockHeld(
+                f"{self.path}: another run holds this recipe's lock ({holder})",
+                hint="wait for it to finish, or stop it; the lock is released when that process exits",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}: {command}\n".encode(), 0)
+        self._lock_fd = fd
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            self._lock_fd = None
+
+    def open_checkpoint(self) -> Checkpoint:
+        return Checkpoint(self.checkpoint_path)
+
+    def write_plan(self, plan_json: bytes) -> None:
+        tmp = self.plan_path.with_suffix(".tmp")
+        tmp.write_bytes(redact(plan_json.decode()).encode())
+        os.replace(tmp, self.plan_path)
+
+    def write_summary(self, run_id: int, summary: dict[str, Any]) -> Path:
+        path = self.path / "runs" / f"{run_id:04d}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(redact(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode()).encode() + b"\n")
+        os.replace(tmp, path)
+        return path

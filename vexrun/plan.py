@@ -1,0 +1,205 @@
+"""Compile a recipe into a plan: the ordered stages with their resolved, redacted settings.
+
+The plan is what a person reads before a run (``vexrun plan``), what the checkpoint is bound to (its
+fingerprint: secrets excluded, the names of the variables they come from included), and what the runner
+executes. Cross-field rules are checked here, each reported at the recipe line it is about.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import blake3
+import orjson
+
+from .errors import RecipeError
+from .recipe.interpolate import Reference
+from .recipe.loader import RecipeDoc, RecipeFinding, dotted
+from .recipe.yamlpos import Path_
+from .registry import resolve
+
+__all__ = ["Plan", "StagePlan", "compile_plan", "default_state_dir"]
+
+#: Settings that change how a run goes, not what it produces: left out of the fingerprint.
+_VOLATILE = {"batch_size", "concurrency", "timeout", "max_retries", "delay_ms", "log_file", "threads", "device"}
+
+
+@dataclass
+class StagePlan:
+    name: str
+    title: str
+    settings: dict[str, Any]
+    capabilities: dict[str, Any] | None = None
+    fingerprint: str = ""
+
+
+@dataclass
+class Plan:
+    doc: RecipeDoc
+    mode: str
+    stages: list[StagePlan]
+    state_dir: Path
+    secrets: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[RecipeFinding] = field(default_factory=list)
+    fingerprint: str = ""
+
+    @property
+    def stage_fingerprints(self) -> dict[str, str]:
+        return {s.title: s.fingerprint for s in self.stages}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recipe": self.doc.display,
+            "name": self.doc.name,
+            "mode": self.mode,
+            "fingerprint": self.fingerprint,
+            "state_dir": str(self.state_dir),
+            "stages": [
+                {
+                    "stage": s.name,
+                    "title": s.title,
+                    "settings": s.settings,
+                    "capabilities": s.capabilities,
+                    "fingerprint": s.fingerprint,
+                }
+                for s in self.stages
+            ],
+            "secrets": self.secrets,
+            "warnings": [w.format(self.doc.display) for w in self.warnings],
+            "run": self.doc.model.run.model_dump(mode="json"),
+        }
+
+
+def _ref_text(ref: Reference) -> str:
+    return "${file:" + ref.name + "}" if ref.kind == "file" else "${" + ref.name + "}"
+
+
+def _redacted(doc: RecipeDoc, base: Path_, value: Any) -> Any:
+    """``value`` (a config model) dumped to JSON with every secret shown as the reference it came from."""
+    data = value.model_dump(mode="json")
+    for spath, refs in doc.secrets.items():
+        if spath[: len(base)] != base:
+            continue
+        rel = spath[len(base) :]
+        cur = data
+        for part in rel[:-1]:
+            cur = cur[part]
+        if refs:
+            cur[rel[-1]] = " ".join(_ref_text(r) for r in refs)
+        elif cur.get(rel[-1]) is not None:
+            cur[rel[-1]] = "<literal in recipe>"
+    return data
+
+
+def _fingerprint(obj: Any) -> str:
+    def strip(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items() if k not in _VOLATILE}
+        if isinstance(v, list):
+            return [strip(x) for x in v]
+        return v
+
+    return blake3.blake3(orjson.dumps(strip(obj), option=orjson.OPT_SORT_KEYS)).hexdigest(16)
+
+
+def default_state_dir(doc: RecipeDoc) -> Path:
+    """``.vexrun/state/<name>-<hash of the recipe's real path>/`` beside the recipe, or ``run.state_dir``."""
+    configured = doc.model.run.state_dir
+    if configured:
+        p = Path(configured).expanduser()
+        return p if p.is_absolute() else doc.directory / p
+    real = os.path.realpath(doc.path)
+    digest = blake3.blake3(real.encode()).hexdigest(4)
+    return doc.directory / ".vexrun" / "state" / f"{doc.name}-{digest}"
+
+
+def _caps(spec_caps: Any) -> dict[str, Any] | None:
+    return dataclasses.asdict(spec_caps) if spec_caps is not None else None
+
+
+def compile_plan(doc: RecipeDoc) -> Plan:
+    """Compile a loaded recipe. Raises :class:`RecipeError` with every rule the recipe breaks."""
+    model = doc.model
+    findings: list[RecipeFinding] = []
+    stages: list[StagePlan] = []
+
+    if model.mode in ("extract", "smart"):
+        findings.append(
+            doc.finding(
+                ("mode",),
+                "mode-unavailable",
+                f"mode '{model.mode}' needs the extract, score and dedup stages, which this version of vexrun "
+                "does not have yet; use 'mode: raw'",
+            )
+        )
+
+    for path, cfg in zip(doc.source_paths(), doc.sources, strict=True):
+        spec = resolve("source", cfg.type)
+        stages.append(StagePlan("source", f"{dotted(path)} ({spec.name})", _redacted(doc, path, cfg)))
+
+    stages.append(StagePlan("chunk", "chunk", model.chunk.model_dump(mode="json")))
+
+    embed_dims: int | None = None
+    if model.embed is not None:
+        spec = resolve("embedder", model.embed.type)
+        settings = _redacted(doc, ("embed",), model.embed)
+        embed_dims = settings.get("dims") or settings.get("dimensions")
+        if embed_dims is None and spec.name == "local" and "minilm-l6" in str(settings.get("model", "")).lower():
+            embed_dims = 384
+        stages.append(StagePlan("embed", f"embed ({spec.name})", settings))
+
+    stages.append(StagePlan("graph", "graph", model.graph.model_dump(mode="json")))
+
+    source_kinds = {resolve("source", c.type).name for c in doc.sources}
+    for path, cfg in zip(doc.target_paths(), doc.targets, strict=True):
+        spec = resolve("sink", cfg.type)
+        caps = spec.capabilities
+        if caps is not None and caps.needs_vectors and model.embed is None and source_kinds - {"vmig", "sqlite"}:
+            findings.append(
+                doc.finding(
+                    path,
+                    "needs-embedder",
+                    f"the target '{spec.name}' stores vectors, and the source gives none: add an 'embed:' section",
+                )
+            )
+        if caps is not None and caps.max_dims and embed_dims and embed_dims > caps.max_dims:
+            findings.append(
+                doc.finding(
+                    ("embed",),
+                    "dims-too-large",
+                    f"the embedder makes {embed_dims}-d vectors; '{spec.name}' holds at most {caps.max_dims}",
+                )
+            )
+        stages.append(StagePlan("store", f"{dotted(path)} ({spec.name})", _redacted(doc, path, cfg), _caps(caps)))
+
+    if findings:
+        findings.sort(key=lambda f: (f.line, f.column))
+        raise RecipeError(
+            f"{doc.display}: {len(findings)} problem{'s' if len(findings) != 1 else ''} in the recipe",
+            findings=[f.format(doc.display) for f in findings],
+            details=findings,
+        )
+
+    for stage in stages:
+        stage.fingerprint = _fingerprint({"stage": stage.name, "settings": stage.settings})
+    plan = Plan(
+        doc=doc,
+        mode=model.mode,
+        stages=stages,
+        state_dir=default_state_dir(doc),
+        warnings=list(doc.warnings),
+    )
+    plan.fingerprint = _fingerprint({"mode": model.mode, "stages": [s.fingerprint for s in stages]})
+    for spath, refs in sorted(doc.secrets.items(), key=lambda kv: dotted(kv[0])):
+        plan.secrets.append(
+            {
+                "field": dotted(spath),
+                "refs": [{"kind": r.kind, "name": r.name, "set": r.resolved and not r.used_default} for r in refs],
+                "literal": not refs,
+            }
+        )
+    return plan

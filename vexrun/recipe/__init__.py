@@ -1,0 +1,1 @@
+"""Recipes: YAML loading with positions, interpolation, the pydantic model tree."""

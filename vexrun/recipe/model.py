@@ -1,0 +1,111 @@
+"""The recipe model: one pydantic tree, built from the registered plugins.
+
+Every pluggable part (source, target, embedder) is a discriminated union on ``type:`` over the config
+models the registry knows, so a third-party connector's options are validated (and appear in the JSON
+Schema) exactly like the built-ins'. Unknown keys are errors everywhere (``extra="forbid"``).
+"""
+
+from functools import cache
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..registry import Kind, plugins
+
+__all__ = ["ChunkSettings", "GraphSettings", "RunSettings", "Strict", "plugin_union", "recipe_model"]
+
+
+#: plugins whose config model could not be imported: "kind name" -> error
+BROKEN: dict[str, str] = {}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChunkSettings(Strict):
+    """The ``chunk`` stage: splits texts too long for the embedder into overlapping parts (each part
+    becomes its own record with ``metadata.part`` / ``metadata.parts`` and the parent id)."""
+
+    max_chars: int = Field(default=2000, ge=200, description="Longest text embedded as one record.")
+    overlap_chars: int = Field(default=200, ge=0, description="Characters shared by consecutive parts.")
+
+
+class GraphSettings(Strict):
+    """The ``graph`` stage: edges between records, written to stores that keep edges."""
+
+    temporal: bool = Field(default=True, description="Link consecutive chunks of a conversation.")
+
+
+class RunSettings(Strict):
+    """How the runner works: batching, where state lives, what a terminal record error does."""
+
+    batch_size: int = Field(default=256, ge=1, le=100_000, description="Records per batch.")
+    state_dir: str | None = Field(
+        default=None, description="Where the checkpoint, cache, events and rejects live (default .vexrun/state/…)."
+    )
+    on_error: Literal["quarantine", "fail"] = Field(
+        default="quarantine",
+        description="A record that fails terminally: 'quarantine' writes it to the rejects file and goes on; "
+        "'fail' stops the run (resumable).",
+    )
+    max_rejects: int | None = Field(
+        default=None, ge=0, description="Stop the run once this many records were rejected (None: no limit)."
+    )
+
+
+def plugin_union(kind: Kind) -> Any:
+    """``Annotated[Union[ConfigA, ConfigB, ...], Field(discriminator="type")]`` over a kind's plugins."""
+    models = []
+    for spec in plugins(kind).values():
+        try:
+            models.append(spec.config_model())
+        except ImportError as exc:  # a broken third-party plugin must not take the built-ins down with it
+            BROKEN[f"{kind} {spec.name}"] = f"{type(exc).__name__}: {exc}"
+    models = tuple(models)
+    if len(models) == 1:
+        return models[0]
+    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007 - a runtime tuple of types
+
+
+@cache
+def recipe_model() -> type[BaseModel]:
+    """The Recipe model class (built once per process from the registered plugins)."""
+    # No `from __future__ import annotations` in this module: these unions are used as annotations below
+    # and must be evaluated right here, where they are in scope.
+    SourceT = plugin_union("source")  # noqa: N806
+    SinkT = plugin_union("sink")  # noqa: N806
+    EmbedderT = plugin_union("embedder")  # noqa: N806
+
+    class Recipe(Strict):
+        """A vexrun recipe (version 1)."""
+
+        model_config = ConfigDict(extra="forbid", frozen=True, title="vexrun recipe")
+
+        version: Literal[1] = Field(description="Recipe format version; always 1.")
+        name: str | None = Field(default=None, description="A name for the job (default: the file name).")
+        description: str | None = Field(default=None, description="What the job is for.")
+        requires_vexrun: str | None = Field(
+            default=None, description="A version specifier the running vexrun must satisfy, e.g. '>=0.1,<1'."
+        )
+        mode: Literal["raw", "extract", "smart"] = Field(
+            default="raw",
+            description="raw: chunk, embed, graph, store. extract / smart: LLM fact extraction, scoring and dedup "
+            "before embedding.",
+        )
+        source: SourceT | None = Field(default=None, description="Where records come from.")  # type: ignore[valid-type]
+        sources: list[SourceT] | None = Field(  # type: ignore[valid-type]
+            default=None, description="Several sources, read one after the other."
+        )
+        embed: EmbedderT | None = Field(  # type: ignore[valid-type]
+            default=None, description="The embedding model for records without a (matching) vector."
+        )
+        chunk: ChunkSettings = Field(default_factory=ChunkSettings)
+        graph: GraphSettings = Field(default_factory=GraphSettings)
+        target: SinkT | None = Field(default=None, description="Where records go.")  # type: ignore[valid-type]
+        targets: list[SinkT] | None = Field(  # type: ignore[valid-type]
+            default=None, description="Several targets, all written with every batch."
+        )
+        run: RunSettings = Field(default_factory=RunSettings)
+
+    return Recipe

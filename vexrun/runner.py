@@ -1,0 +1,524 @@
+"""Run a plan: stream batches from the sources through the stages to the sinks, with checkpoints.
+
+The rules that make a crash cost nothing but the time to re-run the same command:
+
+- a batch is committed (cursor advanced, counts, stage and sink states) in ONE transaction, only after
+  every sink acknowledged it;
+- record ids are deterministic and sink writes are upserts (file sinks truncate back to their committed
+  length), so re-sending the batch in flight changes nothing;
+- embeddings go through the content-addressed cache, committed as soon as they are computed;
+- a checkpoint made under another plan is never reused silently.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .appendfile import AppendFile
+from .cache import EmbedCache
+from .checkpoint import Checkpoint, EventLog, Progress, StateDir
+from .connectors.base import RunContext, Sink, Source
+from .errors import Interrupted, PlanMismatch, VexrunError
+from .plan import Plan, compile_plan
+from .providers.base import Embedder
+from .recipe.loader import load_recipe
+from .registry import resolve
+from .reporting import Reporter
+from .stages.chunk import ChunkStage
+from .stages.embed import EmbedStage
+from .stages.graph import GraphStage
+from .vmig.batch import Batch
+from .vmig.model import Record
+from .vmig.writer import encode_record
+
+__all__ = ["RunOptions", "RunSummary", "run"]
+
+
+@dataclass
+class RunOptions:
+    env_file: str | None = None
+    fresh: bool = False
+    #: "auto" (bars on a terminal, log lines otherwise), "bar", "log" or "none"
+    progress: str = "auto"
+    #: how the user invoked us, for the "resume with" hint
+    command: str | None = None
+
+
+@dataclass
+class RunSummary:
+    recipe: str
+    run_id: int
+    status: str
+    state_dir: str
+    resumed_at_batch: int | None
+    batches: int
+    elapsed_s: float
+    counts: dict[str, Any]
+    rejects: int
+    rejects_file: str | None
+    targets: list[str]
+    exit_code: int
+    messages: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe,
+            "run": self.run_id,
+            "status": self.status,
+            "state_dir": self.state_dir,
+            "resumed_at_batch": self.resumed_at_batch,
+            "batches": self.batches,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "counts": self.counts,
+            "rejected": self.rejects,
+            "rejects_file": self.rejects_file,
+            "targets": self.targets,
+            "exit_code": self.exit_code,
+        }
+
+    def table(self) -> list[str]:
+        c = self.counts
+        rows: list[tuple[str, int, int, int, int, str]] = []
+        src = c.get("source", {})
+        rows.append(("source", src.get("read", 0), src.get("passed", 0), 0, src.get("rejected", 0), ""))
+        ch = c.get("chunk", {})
+        if ch:
+            note = f"+{ch.get('split', 0):,} parts from long texts" if ch.get("split") else ""
+            rows.append(("chunk", ch.get("in", 0), ch.get("out", 0), ch.get("skipped", 0), 0, note))
+        em = c.get("embed")
+        if em:
+            note = f"computed {em.get('computed', 0):,}, cached {em.get('cached', 0):,}, kept {em.get('kept', 0):,}"
+            if em.get("retries"):
+                note += f", {em['retries']:,} retries"
+            rows.append(("embed", em.get("in", 0), em.get("out", 0), 0, em.get("rejected", 0), note))
+        gr = c.get("graph", {})
+        if gr:
+            rows.append(("graph", gr.get("in", 0), gr.get("in", 0), 0, 0, f"{gr.get('edges', 0):,} edges"))
+        for title, st in c.get("store", {}).items():
+            rows.append((title, st.get("in", 0), st.get("written", 0), 0, st.get("rejected", 0), ""))
+        width = max(len(r[0]) for r in rows)
+        out = [f"{'stage':<{width}}  {'read':>10}  {'written':>10}  {'skipped':>8}  {'rejected':>8}"]
+        for name, read, written, skipped, rejected, note in rows:
+            line = f"{name:<{width}}  {read:>10,}  {written:>10,}  {skipped:>8,}  {rejected:>8,}"
+            out.append(line + (f"  {note}" if note else ""))
+        mins, secs = divmod(self.elapsed_s, 60)
+        tail = f"{self.status}: run {self.run_id}, {self.batches:,} batches in {int(mins)}m{secs:04.1f}s"
+        if self.rejects:
+            tail += f"; {self.rejects:,} rejected records in {self.rejects_file}"
+        out.append(tail)
+        return out
+
+
+class _Stop:
+    """First SIGINT/SIGTERM: finish the batch in flight, commit, exit. Second: exit at once."""
+
+    def __init__(self, say: Any) -> None:
+        self.signum = 0
+        self.say = say
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.signum:
+            os._exit(128 + signum)
+        self.signum = signum
+        self.say("Stopping after the batch in flight (press Ctrl-C again to stop at once)...")
+
+    @contextmanager
+    def installed(self) -> Iterator[_Stop]:
+        if threading_main():
+            old = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
+        else:  # pragma: no cover - the library used from a worker thread
+            old = {}
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _reject_line(
+    stage: str,
+    reason: str,
+    source: str,
+    *,
+    record: Record | None = None,
+    vector: Any = None,
+    raw: bytes | None = None,
+    line: int | None = None,
+) -> bytes:
+    info = {"stage": stage, "reason": reason, "source": source, "line": line}
+    if record is not None:
+        obj = orjson.loads(encode_record(record, vector))
+    else:
+        obj = {"id": f"{source}:line-{line}", "text": (raw or b"").decode("utf-8", "replace").rstrip("\n")}
+    obj["reject"] = info
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+
+
+def _dedupe(batch: Batch) -> tuple[Batch, int]:
+    """Drop earlier records whose id repeats later in the same batch (an upsert would keep the last)."""
+    seen: dict[str, int] = {}
+    for i, rec in enumerate(batch.records):
+        seen[rec.id] = i
+    if len(seen) == len(batch.records):
+        return batch, 0
+    rows = sorted(seen.values())
+    out = Batch(
+        records=[batch.records[i] for i in rows], rejects=batch.rejects, warnings=batch.warnings, cursor=batch.cursor
+    )
+    if batch.vectors is not None and batch.has_vector is not None:
+        out.vectors = batch.vectors[rows]
+        out.has_vector = batch.has_vector[rows]
+    return out, len(batch.records) - len(rows)
+
+
+class Runner:
+    def __init__(self, plan: Plan, options: RunOptions) -> None:
+        self.plan = plan
+        self.doc = plan.doc
+        self.options = options
+        self.state = StateDir(plan.state_dir)
+        self.reporter = Reporter(options.progress)
+        self.say = self.reporter.say
+        self.sources: list[Source] = []
+        self.sinks: list[tuple[str, Sink]] = []
+        self.embedder: Embedder | None = None
+        self.cache: EmbedCache | None = None
+        self.events: EventLog | None = None
+        self.rejects: AppendFile | None = None
+
+    # -- set-up ------------------------------------------------------------------------------------
+    def resume_command(self) -> str:
+        if self.options.command:
+            return self.options.command
+        parts = ["vexrun", "run", self.doc.display]
+        if self.options.env_file:
+            parts += ["--env-file", self.options.env_file]
+        return " ".join(shlex.quote(p) for p in parts)
+
+    def _context(self) -> RunContext:
+        spec = None
+        if self.doc.model.embed is not None:
+            spec = {k: v for k, v in self.doc.model.embed.model_dump(mode="json").items() if v is not None}
+            for spath in self.doc.secrets:
+                if spath[:1] == ("embed",) and len(spath) == 2:
+                    spec.pop(str(spath[1]), None)
+        return RunContext(
+            state_dir=self.state.path,
+            recipe_dir=self.doc.directory.resolve(),
+            log=lambda m: self.say(m),
+            embedder_spec=spec,
+        )
+
+    def _build(self, ctx: RunContext) -> None:
+        for cfg in self.doc.sources:
+            self.sources.append(resolve("source", cfg.type).implementation()(cfg, ctx))
+        for stage, cfg in zip([s for s in self.plan.stages if s.name == "store"], self.doc.targets, strict=True):
+            self.sinks.append((stage.title, resolve("sink", cfg.type).implementation()(cfg, ctx)))
+        if self.doc.model.embed is not None:
+            cfg = self.doc.model.embed
+            self.embedder = resolve("embedder", cfg.type).implementation()(cfg)
+
+    def _decide(self, ck: Checkpoint) -> tuple[Progress, int | None]:
+        """Resume, restart or refuse. Returns the progress to run from and the batch resumed at."""
+        plan_json = orjson.dumps(self.plan.to_json())
+        stored = ck.get_meta("fingerprint")
+        progress = ck.read()
+        if stored is not None and stored != self.plan.fingerprint and not self.options.fresh:
+            before = orjson.loads(ck.get_meta("stages") or "{}")
+            now = self.plan.stage_fingerprints
+            differ = sorted({t for t in set(before) | set(now) if before.get(t) != now.get(t)})
+            raise PlanMismatch(
+                f"{self.state.path}: the checkpoint was made under another plan; stages that differ: "
+                f"{', '.join(differ)}",
+                hint=f"run `{self.resume_command()} --fresh` to start over (embeddings stay cached), "
+                "or restore the recipe",
+            )
+        if progress is None or self.options.fresh or progress.status == "completed" or stored is None:
+            if progress is not None and progress.status == "completed" and not self.options.fresh:
+                self.say(f"Run {progress.run_id} of this recipe completed; starting a new run (cached work is reused).")
+            elif self.options.fresh and progress is not None:
+                self.say("Starting over (--fresh): the checkpoint is reset, the embedding cache is kept.")
+            progress = ck.start(self.plan.fingerprint, self.plan.stage_fingerprints, plan_json)
+            return progress, None
+        ck.resume(progress)
+        return progress, progress.batches
+
+    # -- the run -----------------------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        t0 = time.perf_counter()
+        self.state.ensure()
+        with self.state.lock(self.resume_command()):
+            ck = self.state.open_checkpoint()
+            try:
+                return self._run_locked(ck, t0)
+            finally:
+                self._close()
+                ck.close()
+
+    def _close(self) -> None:
+        for _, sink in self.sinks:
+            try:
+                sink.close()
+            except Exception:  # noqa: BLE001 - closing after a failure must not hide the failure
+                pass
+        for source in self.sources:
+            try:
+                source.close()
+            except Exception:  # noqa: BLE001
+                pass
+        if self.embedder is not None:
+            try:
+                self.embedder.close()
+            except Exception:  # noqa: BLE001
+                pass
+        for res in (self.cache, self.events, self.rejects):
+            if res is not None:
+                res.close()
+
+    def _run_locked(self, ck: Checkpoint, t0: float) -> RunSummary:
+        progress, resumed_at = self._decide(ck)
+        self.state.write_plan(orjson.dumps(self.plan.to_json(), option=orjson.OPT_INDENT_2))
+        self.events = EventLog(self.state.events_path)
+        ctx = self._context()
+        self._build(ctx)
+        total_est = self._estimate()
+        if resumed_at is not None:
+            of = f"/{total_est}" if total_est else ""
+            done = progress.counts.get("source", {}).get("read", 0)
+            self.say(
+                f"Resuming run {progress.run_id} of {self.doc.name} at batch {resumed_at + 1}{of} "
+                f"({done:,} records already done)"
+            )
+            self.events.emit("resumed", run=progress.run_id, batch=resumed_at)
+        else:
+            self.events.emit("started", run=progress.run_id, fingerprint=self.plan.fingerprint)
+
+        fresh_rejects = resumed_at is None
+        self.rejects = AppendFile(self.state.rejects_path, None if fresh_rejects else progress.rejects_bytes)
+        self.cache = EmbedCache(self.state.cache_path)
+
+        for source in self.sources:
+            source.open()
+        for title, sink in self.sinks:
+            sink.open(progress.sink_state.get(title) if resumed_at is not None else None)
+        if self.embedder is not None:
+            self.say(f"Loading embedder {self.embedder.model_id} ...")
+            self.embedder.open()
+
+        chunk = ChunkStage(self.doc.model.chunk)
+        graph = GraphStage(self.doc.model.graph)
+        embed = EmbedStage(self.embedder, self.cache) if self.embedder is not None else None
+        if resumed_at is not None:
+            graph.restore(progress.stage_state.get("graph", {}))
+        counts = progress.counts
+        counts.setdefault("source", {})
+        prepared: set[str] = set()
+        stop = _Stop(self.say)
+        status = "completed"
+        batch_size = self.doc.model.run.batch_size
+        with stop.installed(), self.reporter.live(total_est):
+            for index in range(progress.source_index, len(self.sources)):
+                source = self.sources[index]
+                cursor = progress.cursor if index == progress.source_index else None
+                for batch, next_cursor in source.batches(cursor, batch_size):
+                    self._process(batch, index, next_cursor, progress, chunk, embed, graph, prepared)
+                    ck.commit(progress)
+                    self.events.emit("batch", run=progress.run_id, batch=progress.batches, records=len(batch))
+                    self.reporter.update(counts)
+                    if stop.signum:
+                        status = "interrupted"
+                        break
+                    limit = self.doc.model.run.max_rejects
+                    if limit is not None and counts.get("rejected", 0) > limit:
+                        status = "too-many-rejects"
+                        break
+                if status != "completed":
+                    break
+                progress.source_index = index + 1
+                progress.cursor = None
+                counts.setdefault("source_reports", {})[source.identity()] = source.report()
+                ck.commit(progress)
+
+        elapsed = time.perf_counter() - t0
+        if status == "completed":
+            for _, sink in self.sinks:
+                sink.finalize()
+        self._check_counts(counts)
+        rejected = int(counts.get("rejected", 0))
+        exit_code = {"completed": 3 if rejected else 0, "interrupted": 128 + (stop.signum or 2)}.get(status, 1)
+        summary = RunSummary(
+            recipe=self.doc.display,
+            run_id=progress.run_id,
+            status=status,
+            state_dir=str(self.state.path),
+            resumed_at_batch=resumed_at,
+            batches=progress.batches,
+            elapsed_s=elapsed,
+            counts=counts,
+            rejects=rejected,
+            rejects_file=str(self.state.rejects_path) if rejected else None,
+            targets=[s.identity() for _, s in self.sinks],
+            exit_code=exit_code,
+        )
+        ck.finish(progress, status if status != "interrupted" else "interrupted", summary.to_json())
+        self.state.write_summary(progress.run_id, summary.to_json())
+        self.events.emit("finished", run=progress.run_id, status=status, counts=counts)
+        if status == "interrupted":
+            raise Interrupted(
+                f"interrupted after batch {progress.batches}; the checkpoint is saved",
+                signum=stop.signum or 2,
+                hint=f"resume with: {self.resume_command()}",
+            )
+        if status == "too-many-rejects":
+            raise VexrunError(
+                f"stopped: {rejected:,} records rejected (run.max_rejects is {self.doc.model.run.max_rejects}); "
+                f"see {self.state.rejects_path}",
+                hint=f"fix the input, then resume with: {self.resume_command()}",
+            )
+        return summary
+
+    def _estimate(self) -> int | None:
+        total = 0
+        for source in self.sources:
+            try:
+                n = source.estimate()
+            except Exception:  # noqa: BLE001 - an estimate is a nicety
+                n = None
+            if n is None:
+                return None
+            total += n
+        size = self.doc.model.run.batch_size
+        return max(1, -(-total // size)) if total else None
+
+    def _reject(self, stage: str, reason: str, source: str, **kw: Any) -> None:
+        assert self.rejects is not None
+        self.rejects.write(_reject_line(stage, reason, source, **kw))
+
+    def _process(
+        self,
+        batch: Batch,
+        index: int,
+        next_cursor: dict[str, Any],
+        progress: Progress,
+        chunk: ChunkStage,
+        embed: EmbedStage | None,
+        graph: GraphStage,
+        prepared: set[str],
+    ) -> None:
+        counts = progress.counts
+        src_id = self.sources[index].identity()
+        src = counts["source"]
+        src["read"] = src.get("read", 0) + len(batch) + len(batch.rejects)
+        src["passed"] = src.get("passed", 0) + len(batch)
+        src["rejected"] = src.get("rejected", 0) + len(batch.rejects)
+        rejected = len(batch.rejects)
+        for rej in batch.rejects:
+            self._reject("source", rej.reason, src_id, raw=rej.raw, line=rej.line)
+        src["warnings"] = src.get("warnings", 0) + len(batch.warnings)
+
+        n_in = len(batch)
+        batch = chunk.process(batch)
+        batch, dupes = _dedupe(batch)
+        ch = counts.setdefault("chunk", {})
+        ch["in"] = ch.get("in", 0) + n_in
+        ch["out"] = ch.get("out", 0) + len(batch)
+        ch["split"] = ch.get("split", 0) + len(batch) + dupes - n_in
+        ch["skipped"] = ch.get("skipped", 0) + dupes
+        counts["skipped"] = counts.get("skipped", 0) + dupes
+
+        if embed is not None:
+            n_in = len(batch)
+            before = {rec.id: (rec, batch.vector(i)) for i, rec in enumerate(batch.records)}
+            batch, ec = embed.process(batch)
+            em = counts.setdefault("embed", {})
+            em["in"] = em.get("in", 0) + n_in
+            em["out"] = em.get("out", 0) + len(batch)
+            em["computed"] = em.get("computed", 0) + ec.computed
+            em["cached"] = em.get("cached", 0) + ec.cached
+            em["kept"] = em.get("kept", 0) + ec.kept
+            em["rejected"] = em.get("rejected", 0) + len(ec.rejected)
+            retries = getattr(embed.embedder, "retries", None)
+            if isinstance(retries, int):
+                em["retries"] = retries
+            for rid, reason in ec.rejected.items():
+                rec, vec = before[rid]
+                self._reject("embed", reason, src_id, record=rec, vector=vec)
+            rejected += len(ec.rejected)
+            if ec.rejected and self.doc.model.run.on_error == "fail":
+                raise VexrunError(
+                    f"a record failed terminally ({next(iter(ec.rejected.values()))}) and run.on_error is 'fail'",
+                    hint=f"fix it, then resume with: {self.resume_command()}",
+                )
+
+        edges = graph.process(batch)
+        gr = counts.setdefault("graph", {})
+        gr["in"] = gr.get("in", 0) + len(batch)
+        gr["edges"] = gr.get("edges", 0) + len(edges)
+
+        dims = batch.dims
+        for title, sink in self.sinks:
+            if title not in prepared:
+                sink.prepare(dims, batch.records[0].model if batch.records and dims else None)
+                prepared.add(title)
+            result = sink.write(batch) if len(batch) else None
+            if edges:
+                sink.write_edges(edges)
+            st = counts.setdefault("store", {}).setdefault(title, {})
+            st["in"] = st.get("in", 0) + len(batch)
+            st["written"] = st.get("written", 0) + (result.written if result else 0)
+            st["rejected"] = st.get("rejected", 0) + (len(result.rejected) if result else 0)
+            if result and result.rejected:
+                by_id = {rec.id: (rec, batch.vector(i)) for i, rec in enumerate(batch.records)}
+                for rid, reason in result.rejected.items():
+                    rec, vec = by_id.get(rid, (None, None))
+                    self._reject("store", f"{title}: {reason}", src_id, record=rec, vector=vec)
+                rejected += len(result.rejected)
+        if batch.rejects and self.doc.model.run.on_error == "fail":
+            raise VexrunError(
+                f"{len(batch.rejects)} input record(s) rejected ({batch.rejects[0].reason}) and run.on_error is 'fail'",
+                hint=f"fix the input, then resume with: {self.resume_command()}",
+            )
+
+        assert self.rejects is not None
+        self.rejects.sync()
+        counts["rejected"] = counts.get("rejected", 0) + rejected
+        progress.source_index = index
+        progress.cursor = next_cursor
+        progress.batches += 1
+        progress.stage_state = {"graph": graph.state()}
+        progress.sink_state = {title: sink.state() for title, sink in self.sinks}
+        progress.rejects_bytes = self.rejects.size
+
+    def _check_counts(self, counts: dict[str, Any]) -> None:
+        """Every record that reached a store was written or rejected there; say so loudly if not."""
+        for title, st in counts.get("store", {}).items():
+            if st.get("in", 0) != st.get("written", 0) + st.get("rejected", 0):
+                self.say(
+                    f"warning: {title} received {st.get('in', 0):,} records but reports "
+                    f"{st.get('written', 0):,} written and {st.get('rejected', 0):,} rejected"
+                )
+                counts["count_mismatch"] = True
+
+
+def run(recipe: str | os.PathLike[str], options: RunOptions | None = None) -> RunSummary:
+    """Load, compile and run a recipe. Raises a :class:`~vexrun.errors.VexrunError` subclass on failure
+    (an interrupted run raises :class:`~vexrun.errors.Interrupted` after saving its checkpoint)."""
+    options = options or RunOptions()
+    doc = load_recipe(recipe, env_file=options.env_file)
+    plan = compile_plan(doc)
+    return Runner(plan, options).run()

@@ -1,0 +1,103 @@
+"""The ``embed`` stage: give every record a vector from the recipe's embedder, through the cache.
+
+A record keeps its vector when it was made by the same model; otherwise (no vector, or a vector from
+another model) its text is embedded. Identical texts are computed once per batch, cached texts are not
+computed at all, and fresh results are committed to the cache the moment they arrive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..cache import EmbedCache
+from ..errors import VexrunError
+from ..providers.base import Embedder
+from ..vmig.batch import Batch
+
+__all__ = ["EmbedCounts", "EmbedStage"]
+
+
+@dataclass
+class EmbedCounts:
+    kept: int = 0
+    cached: int = 0
+    computed: int = 0
+    rejected: dict[str, str] = field(default_factory=dict)
+
+
+class EmbedStage:
+    name = "embed"
+
+    def __init__(self, embedder: Embedder, cache: EmbedCache, commit_every: int | None = None) -> None:
+        self.embedder = embedder
+        self.cache = cache
+        self.model_id = embedder.model_id
+        #: texts per embedder call, each call's results committed to the cache before the next
+        self.commit_every = commit_every or int(getattr(getattr(embedder, "config", None), "batch_size", 0) or 256)
+
+    def process(self, batch: Batch) -> tuple[Batch, EmbedCounts]:
+        counts = EmbedCounts()
+        n = len(batch)
+        if n == 0:
+            return batch, counts
+        model_id = self.model_id
+        keep_rows: list[int] = []
+        embed_rows: list[int] = []
+        for i, rec in enumerate(batch.records):
+            if batch.vector(i) is not None and rec.model == model_id:
+                keep_rows.append(i)
+            elif rec.text:
+                embed_rows.append(i)
+            else:
+                why = "has no vector" if batch.vector(i) is None else f"has a vector from '{rec.model}'"
+                counts.rejected[rec.id] = f"embed: the record {why} and no text to embed with {model_id}"
+        texts = [batch.records[i].text or "" for i in embed_rows]
+        keys, found = self.cache.get_many(model_id, texts)
+        todo: dict[bytes, str] = {}
+        for key, text in zip(keys, texts, strict=True):
+            if key not in found and key not in todo:
+                todo[key] = text
+        todo_keys = list(todo)
+        for start in range(0, len(todo_keys), self.commit_every):
+            # Commit each slice to the cache as soon as it is computed: a crash loses at most one slice.
+            part = todo_keys[start : start + self.commit_every]
+            vecs = np.asarray(self.embedder.embed([todo[k] for k in part]), dtype=np.float32)
+            if vecs.ndim != 2 or vecs.shape[0] != len(part) or not np.isfinite(vecs).all():
+                raise VexrunError(
+                    f"the embedder {model_id} returned {vecs.shape} for {len(part)} texts (or non-finite values)"
+                )
+            self.cache.put_many(model_id, part, vecs)
+            for j, key in enumerate(part):
+                found[key] = vecs[j]
+        counts.computed = len(todo)
+        counts.cached = len(embed_rows) - sum(1 for k in keys if k in todo)
+        counts.kept = len(keep_rows)
+
+        dims = None
+        if embed_rows:
+            dims = int(found[keys[0]].shape[0])
+        elif keep_rows and batch.vectors is not None:
+            dims = int(batch.vectors.shape[1])
+        rows = sorted(keep_rows + embed_rows)
+        records = [batch.records[i] for i in rows]
+        out = Batch(records=records, rejects=batch.rejects, warnings=batch.warnings, cursor=batch.cursor)
+        out.lines = [batch.lines[i] for i in rows] if batch.lines else []
+        if dims is None:
+            return out, counts
+        mat = np.zeros((len(rows), dims), dtype=np.float32)
+        pos = {r: j for j, r in enumerate(rows)}
+        if keep_rows:
+            assert batch.vectors is not None
+            if batch.vectors.shape[1] != dims:
+                raise VexrunError(f"records made by {model_id} have {batch.vectors.shape[1]} dims, not {dims}")
+            mat[[pos[r] for r in keep_rows]] = batch.vectors[keep_rows]
+        for r, key in zip(embed_rows, keys, strict=True):
+            mat[pos[r]] = found[key]
+        out.vectors = mat
+        out.has_vector = np.ones(len(rows), dtype=bool)
+        for rec in records:
+            rec.model = model_id
+            rec.dims = dims
+        return out, counts

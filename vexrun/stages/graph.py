@@ -1,0 +1,45 @@
+"""The ``graph`` stage (raw mode): ``temporal`` edges between consecutive records of a conversation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..connectors.base import Edge
+from ..recipe.model import GraphSettings
+from ..vmig.batch import Batch
+
+__all__ = ["GraphStage"]
+
+_MAX_OPEN = 64  # conversations remembered across batches (sources stream them one after another)
+
+
+class GraphStage:
+    name = "graph"
+
+    def __init__(self, settings: GraphSettings) -> None:
+        self.temporal = settings.temporal
+        #: conversation id → id of its last record seen (insertion-ordered, bounded)
+        self.last: dict[str, str] = {}
+
+    def process(self, batch: Batch) -> list[Edge]:
+        if not self.temporal:
+            return []
+        edges: list[Edge] = []
+        for rec in batch.records:
+            conv = (rec.metadata or {}).get("conversation_id")
+            if not isinstance(conv, str):
+                continue
+            key = f"{rec.namespace or ''}\x1f{conv}"
+            prev = self.last.pop(key, None)
+            if prev is not None and prev != rec.id:
+                edges.append(Edge(prev, rec.id, "temporal", 1.0))
+            self.last[key] = rec.id
+            if len(self.last) > _MAX_OPEN:
+                self.last.pop(next(iter(self.last)))
+        return edges
+
+    def state(self) -> dict[str, Any]:
+        return {"last": self.last}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.last = dict(state.get("last", {}))
