@@ -292,13 +292,17 @@ def test_check_writes_nothing(tmp_path: Path) -> None:
     assert bad.code == 1 and "FAIL  source (vmig)" in bad.out
 
 
-def test_missing_output_directory_is_one_clear_line(tmp_path: Path) -> None:
+def test_output_directories_are_made_and_bad_ones_are_one_clear_line(tmp_path: Path) -> None:
     _texts_file(tmp_path / "in.vmig.jsonl", 20)
     recipe = _recipe(tmp_path)
-    recipe.write_text(recipe.read_text().replace("path: out.vmig.jsonl", "path: nowhere/out.vmig.jsonl"))
-    res = run_cli("run", str(recipe))
+    recipe.write_text(recipe.read_text().replace("path: out.vmig.jsonl", "path: new/dir/out.vmig.jsonl"))
+    assert run_cli("run", str(recipe)).code == 0
+    assert (tmp_path / "new" / "dir" / "out.vmig.jsonl").exists()
+    (tmp_path / "afile").write_text("x")
+    recipe.write_text(recipe.read_text().replace("path: new/dir/out.vmig.jsonl", "path: afile/out.vmig.jsonl"))
+    res = run_cli("run", "--fresh", str(recipe))
     assert res.code == 2
-    assert res.err.strip().splitlines()[-1].startswith("error:") and "no such directory" in res.err
+    assert res.err.strip().splitlines()[-1].startswith("error:") and "cannot create the output directory" in res.err
     assert "Traceback" not in res.err
 
 

@@ -33,7 +33,7 @@ class VmigSourceConfig(PluginConfig):
     """``type: vmig`` — read a ``.vmig.jsonl`` or ``.vmig.jsonl.gz`` file."""
 
     type: Literal["vmig"] = "vmig"
-    path: str = Field(description="The file, relative to the recipe.")
+    path: str = Field(min_length=1, description="The file, relative to the recipe.")
     namespace: str | None = Field(default=None, description="Set this namespace on records that have none.")
 
 
@@ -41,7 +41,7 @@ class VmigSinkConfig(PluginConfig):
     """``type: vmig`` — write a ``.vmig.jsonl`` file (``.gz`` compresses) with its sidecar."""
 
     type: Literal["vmig"] = "vmig"
-    path: str = Field(description="The output file, relative to the recipe.")
+    path: str = Field(min_length=1, description="The output file, relative to the recipe.")
     compress: bool | None = Field(default=None, description="gzip the output (default: when the name ends in .gz).")
     edges: bool = Field(default=True, description="Also write edges to <file>.edges.jsonl when the run makes any.")
 
@@ -114,8 +114,10 @@ class VmigSink(Sink):
 
     def check(self) -> str:
         parent = self.path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent  # the first existing ancestor is where the directory would be made
         if not parent.is_dir():
-            raise UsageError(f"{parent}: no such directory (for the output {self.cfg.path})")
+            raise UsageError(f"{parent}: not a directory (for the output {self.cfg.path})")
         if not os.access(parent, os.W_OK):
             raise UsageError(f"{parent}: not writable (for the output {self.cfg.path})")
         return f"{self.path}: directory writable" + (
@@ -123,8 +125,14 @@ class VmigSink(Sink):
         )
 
     def open(self, state: dict[str, Any] | None) -> None:
-        if not self.path.parent.is_dir():
-            raise UsageError(f"{self.path.parent}: no such directory (for the output {self.cfg.path})")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"{self.path.parent}: cannot create the output directory ({exc.strerror or exc})"
+            ) from None
+        if self.path.is_dir():
+            raise UsageError(f"{self.path}: is a directory (the output must be a file name)")
         state = state or {}
         self.done = bool(state) and not self.partial.exists() and self.path.exists()
         if self.done:
@@ -143,26 +151,26 @@ class VmigSink(Sink):
 
     def write(self, batch: Batch) -> WriteResult:
         assert self.data is not None
-        lines = []
         vectors, mask = batch.vectors, batch.has_vector
-        for i, rec in enumerate(batch.records):
-            vec = None if vectors is None or (mask is not None and not mask[i]) else vectors[i]
-            lines.append(encode_record(rec, vec))
-            self.count += 1
-            if vec is not None:
-                self.dims[int(vec.shape[0])] += 1
-            if rec.model:
-                self.models[rec.model] += 1
-            if rec.namespace:
-                self.namespaces[rec.namespace] += 1
-            if rec.source_store:
-                self.stores[rec.source_store] += 1
+        records = batch.records
+        if vectors is None:
+            lines = [encode_record(rec, None) for rec in records]
+        elif mask is None or mask.all():
+            lines = [encode_record(rec, vectors[i]) for i, rec in enumerate(records)]
+            self.dims[int(vectors.shape[1])] += len(records)
+        else:
+            lines = [encode_record(rec, vectors[i] if mask[i] else None) for i, rec in enumerate(records)]
+            self.dims[int(vectors.shape[1])] += int(mask.sum())
+        self.count += len(records)
+        self.models.update(r.model for r in records if r.model)
+        self.namespaces.update(r.namespace for r in records if r.namespace)
+        self.stores.update(r.source_store for r in records if r.source_store)
         blob = b"".join(lines)
         if self.compress:
             blob = gzip.compress(blob, mtime=0)  # one gzip member per batch: concatenated members are valid gzip
         self.data.write(blob)
         self.data.sync()
-        return WriteResult(written=len(batch.records))
+        return WriteResult(written=len(records))
 
     def write_edges(self, edges: list[Edge]) -> None:
         if not edges or not self.cfg.edges or self.edges is None:

@@ -49,11 +49,10 @@ class ChunkStage:
         self.overlap = settings.overlap_chars
 
     def process(self, batch: Batch) -> Batch:
-        long = {
-            i
-            for i, rec in enumerate(batch.records)
-            if rec.text is not None and len(rec.text) > self.max_chars and batch.vector(i) is None
-        }
+        limit = self.max_chars
+        long = {i for i, rec in enumerate(batch.records) if rec.text is not None and len(rec.text) > limit}
+        if long and batch.has_vector is not None:
+            long = {i for i in long if not batch.has_vector[i]}  # a record with a vector is never split
         if not long:
             return batch
         records: list[Record] = []
