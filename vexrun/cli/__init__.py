@@ -62,7 +62,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 #: Modules under vexrun.cli that define ``COMMANDS``; each imports only click at module level.
-COMMAND_MODULES = ("files", "recipes")
+COMMAND_MODULES = ("files", "recipes", "search")
 
 
 def _register() -> None:

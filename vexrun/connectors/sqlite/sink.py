@@ -1,0 +1,230 @@
+"""The local store as a sink: idempotent upserts, one transaction per batch, durable on return."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from ...errors import ConnectError, InvalidInput, UsageError
+from ...vmig.batch import Batch
+from ..base import Edge, PluginConfig, RunContext, Sink, WriteResult
+from .schema import RECORD_COLUMNS, TABLES, create_schema, dumps, now, open_store, read_meta, transaction, write_meta
+
+__all__ = ["SqliteSink", "SqliteSinkConfig"]
+
+_UPDATED = [c for c in RECORD_COLUMNS if c not in ("id", "updated_at")]
+#: Insert, or update every column when something changed: an identical re-write touches nothing (no WAL
+#: traffic, no FTS churn, ``updated_at`` keeps the time of the last real change).
+_UPSERT = (
+    f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES ({', '.join('?' * len(RECORD_COLUMNS))}) "
+    f"ON CONFLICT(id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in (*_UPDATED, 'updated_at'))} "
+    f"WHERE ({', '.join(f'records.{c}' for c in _UPDATED)}) IS NOT ({', '.join(f'excluded.{c}' for c in _UPDATED)})"
+)
+_UPSERT_EDGE = (
+    "INSERT INTO edges (src, dst, type, weight, metadata, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(src, dst, type) DO UPDATE SET weight = excluded.weight, metadata = excluded.metadata, "
+    "updated_at = excluded.updated_at WHERE (edges.weight, edges.metadata) IS NOT (excluded.weight, excluded.metadata)"
+)
+
+Row = tuple[Any, ...]
+
+
+class SqliteSinkConfig(PluginConfig):
+    """``type: sqlite`` (alias ``local``) — the embedded local memory store: one SQLite file holding float32
+    vectors, a BM25 full-text index over the text, and edges. Search it with ``vexrun search``."""
+
+    type: Literal["sqlite", "local"] = "sqlite"
+    path: str = Field(description="The store file, relative to the recipe; created when missing.")
+    namespace: str | None = Field(default=None, description="Set this namespace on records that have none.")
+    replace: bool = Field(
+        default=False,
+        description="Empty the store when a fresh run starts (never when a run resumes), e.g. to re-embed it "
+        "with another model. Without it, a store holding vectors of other dims or another model is refused.",
+    )
+    synchronous: Literal["full", "normal"] = Field(
+        default="full",
+        description="'full': each batch is on disk when its write returns, even across a power loss. "
+        "'normal': faster; survives a crash of vexrun, but a power loss may undo the last batches.",
+    )
+
+
+class SqliteSink(Sink):
+    name = "sqlite"
+
+    def __init__(self, config: SqliteSinkConfig, ctx: RunContext) -> None:
+        super().__init__(config, ctx)
+        self.cfg = config
+        self.path = Path(ctx.resolve_path(config.path))
+        self.conn: sqlite3.Connection | None = None
+        self.fresh = True
+        self.dims: int | None = None
+        self.model: str | None = None
+        self.records = 0
+        self.edges = 0
+
+    def identity(self) -> str:
+        return str(self.path)
+
+    def _db(self) -> sqlite3.Connection:
+        if self.conn is None:
+            raise RuntimeError("SqliteSink used before open()")
+        return self.conn
+
+    def open(self, state: dict[str, Any] | None) -> None:
+        if not self.path.parent.is_dir():
+            raise UsageError(f"{self.path.parent}: no such directory (for the store {self.cfg.path})")
+        self.conn, _ = open_store(self.path, write=True, synchronous=self.cfg.synchronous)
+        self.fresh = state is None
+        self.records = int((state or {}).get("records", 0))
+        self.edges = int((state or {}).get("edges", 0))
+        meta = read_meta(self.conn)
+        self.dims, self.model = meta.get("dims"), meta.get("model")
+
+    def prepare(self, dims: int | None, model: str | None, metric: str = "cosine") -> None:
+        if metric != "cosine":
+            raise InvalidInput(f"{self.path}: the local store searches by cosine only, not {metric!r}")
+        conn = self._db()
+        spec = getattr(self.ctx, "embedder_spec", None)
+        with self._write():
+            if self.cfg.replace and self.fresh:
+                for table in TABLES:
+                    conn.execute(f"DROP TABLE IF EXISTS {table}")
+                create_schema(conn)
+                self.dims = self.model = None
+            has_vectors = conn.execute("SELECT 1 FROM records WHERE vector IS NOT NULL LIMIT 1").fetchone()
+            if has_vectors and (
+                (dims and self.dims and dims != self.dims) or (model and self.model and model != self.model)
+            ):
+                raise InvalidInput(
+                    f"{self.path}: the store holds {self.dims}-d vectors of model '{self.model}', this run writes "
+                    f"{dims}-d vectors of model '{model}'",
+                    hint="set replace: true on the sink to empty it first, or write to another path",
+                )
+            changed = (dims or self.dims) != self.dims or (model or self.model) != self.model
+            self.dims = dims or self.dims
+            self.model = model or self.model
+            values: dict[str, Any] = {"dims": self.dims, "model": self.model, "metric": metric, "updated_at": now()}
+            if spec:
+                values["embedder_spec"] = dict(spec)
+            elif changed:  # the recorded embedder made other vectors than the ones this run writes
+                conn.execute("DELETE FROM meta WHERE key = 'embedder_spec'")
+            write_meta(conn, values)
+        self.fresh = False  # a second prepare() of the same run must not empty the store again
+
+    def _rows(self, batch: Batch, rejected: dict[str, str]) -> Iterator[Row]:
+        """The bound parameters of each record, skipping (and rejecting) what cannot be stored."""
+        vectors, mask = batch.vectors, batch.has_vector
+        mat = None if vectors is None else np.ascontiguousarray(vectors, dtype="<f4")
+        dims = None if mat is None else int(mat.shape[1])
+        if dims is not None and self.dims is not None and dims != self.dims:
+            reason = f"vector has {dims} dims, the store holds {self.dims}-d vectors"
+        else:
+            reason = None
+        stamp = now()
+        default_ns = self.cfg.namespace
+        for i, rec in enumerate(batch.records):
+            vec = None
+            if mat is not None and (mask is None or mask[i]):
+                if reason is not None:
+                    rejected[rec.id] = reason
+                    continue
+                vec = mat[i].tobytes()
+            if not rec.id:
+                rejected[rec.id] = "empty id"
+                continue
+            try:
+                metadata, extra = dumps(rec.metadata), dumps(rec.extra)
+            except (TypeError, ValueError) as exc:
+                rejected[rec.id] = f"metadata or extra fields are not JSON ({exc})"
+                continue
+            yield (
+                rec.id,
+                rec.namespace if rec.namespace is not None else default_ns,
+                dims if vec is not None else rec.dims,
+                rec.model,
+                rec.created_at,
+                rec.source_store,
+                rec.modality,
+                rec.score,
+                rec.vex_version,
+                stamp,
+                metadata,
+                extra,
+                rec.text,
+                vec,
+            )
+
+    def write(self, batch: Batch) -> WriteResult:
+        conn = self._db()
+        rejected: dict[str, str] = {}
+        rows = list(self._rows(batch, rejected))
+        if rows:
+            with self._write():
+                conn.executemany(_UPSERT, rows)
+                self._learn(batch, rows)
+        self.records += len(rows)
+        return WriteResult(written=len(rows), rejected=rejected)
+
+    def _learn(self, batch: Batch, rows: list[Row]) -> None:
+        """Record dims and model in meta when the store learns them from its first vectors."""
+        if self.dims is not None and self.model is not None:
+            return
+        with_vec = [row for row in rows if row[-1] is not None]
+        if not with_vec:
+            return
+        values: dict[str, Any] = {}
+        if self.dims is None:
+            self.dims = values["dims"] = batch.dims
+        if self.model is None:
+            model = next((row[3] for row in with_vec if row[3]), None)
+            if model:
+                self.model = values["model"] = model
+        if values:
+            write_meta(self._db(), values)
+
+    def write_edges(self, edges: list[Edge]) -> None:
+        if not edges:
+            return
+        stamp = now()
+        rows: Iterable[Row] = [(e.src, e.dst, e.type, float(e.weight), dumps(e.metadata), stamp) for e in edges]
+        with self._write():
+            self._db().executemany(_UPSERT_EDGE, rows)
+        self.edges += len(edges)
+
+    def state(self) -> dict[str, Any]:
+        # Upserts are idempotent, so nothing is needed to resume; the counts feed the run report.
+        return {"records": self.records, "edges": self.edges}
+
+    def finalize(self) -> None:
+        conn = self._db()
+        with self._write():
+            write_meta(conn, {"updated_at": now()})
+        try:
+            conn.execute("PRAGMA optimize")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError:
+            pass  # a reader holds the WAL; the next writer checkpoints
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def _write(self) -> AbstractContextManager[None]:
+        return _write_transaction(self._db(), self.path)
+
+
+@contextmanager
+def _write_transaction(conn: sqlite3.Connection, path: Path) -> Iterator[None]:
+    """A write transaction whose SQLite failures (locked, disk full, I/O) become one-line ConnectErrors."""
+    try:
+        with transaction(conn):
+            yield
+    except sqlite3.OperationalError as exc:
+        raise ConnectError(f"{path}: {exc}") from None
