@@ -83,12 +83,14 @@ def main() -> None:
             print(f"{n:,} records")
             print(f"  bare read+write (format layer)  {n / best_bare:>10,.0f} records/s")
             print(
-                f"  vexrun run (pass-through)       {n / best_run:>10,.0f} records/s  {ratio:.0%} of bare, peak RSS {run_rss:.0f} MB"
+                f"  vexrun run (pass-through)       {n / best_run:>10,.0f} records/s  "
+                f"{ratio:.0%} of bare, peak RSS {run_rss:.0f} MB"
             )
             if same is not None:
                 print(f"  output identical to the bare copy: {'yes' if same else 'NO'}")
             verdicts.append(
-                f"{n:,}: run reaches {ratio:.0%} of bare read+write (target ≥ 70%): {'PASS' if ratio >= 0.7 else 'FAIL'}"
+                f"{n:,}: run reaches {ratio:.0%} of bare read+write (target ≥ 70%): "
+                f"{'PASS' if ratio >= 0.7 else 'FAIL'}"
             )
             for f in work.glob("out-*"):
                 f.unlink()
