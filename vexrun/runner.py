@@ -26,7 +26,8 @@ import orjson
 from .appendfile import AppendFile
 from .cache import EmbedCache
 from .checkpoint import Checkpoint, EventLog, Progress, StateDir
-from .connectors.base import RunContext, Sink, Source
+from .connectors.base import Capabilities, Edge, RunContext, Sink, Source
+from .connectors.encoding import from_store, split_for, store_id, to_store
 from .errors import Interrupted, PlanMismatch, VexrunError
 from .plan import Plan, compile_plan
 from .providers.base import Embedder
@@ -196,6 +197,8 @@ class Runner:
         self.say = self.reporter.say
         self.sources: list[Source] = []
         self.sinks: list[tuple[str, Sink]] = []
+        self.sink_caps: dict[str, Capabilities | None] = {}
+        self.source_caps: list[Capabilities | None] = []
         self.embedder: Embedder | None = None
         self.cache: EmbedCache | None = None
         self.events: EventLog | None = None
@@ -227,8 +230,12 @@ class Runner:
     def _build(self, ctx: RunContext) -> None:
         for cfg in self.doc.sources:
             self.sources.append(resolve("source", cfg.type).implementation()(cfg, ctx))
+        for cfg in self.doc.sources:
+            self.source_caps.append(resolve("source", cfg.type).capabilities)
         for stage, cfg in zip([s for s in self.plan.stages if s.name == "store"], self.doc.targets, strict=True):
-            self.sinks.append((stage.title, resolve("sink", cfg.type).implementation()(cfg, ctx)))
+            spec = resolve("sink", cfg.type)
+            self.sinks.append((stage.title, spec.implementation()(cfg, ctx)))
+            self.sink_caps[stage.title] = spec.capabilities
         if self.doc.model.embed is not None:
             cfg = self.doc.model.embed
             self.embedder = resolve("embedder", cfg.type).implementation()(cfg)
@@ -336,6 +343,8 @@ class Runner:
                 source = self.sources[index]
                 cursor = progress.cursor if index == progress.source_index else None
                 for batch, next_cursor in source.batches(cursor, batch_size):
+                    if self.source_caps[index] is not None:
+                        batch = from_store(batch)
                     self._process(batch, index, next_cursor, progress, chunk, embed, graph, prepared)
                     ck.commit(progress)
                     self.events.emit("batch", run=progress.run_id, batch=progress.batches, records=len(batch))
@@ -475,19 +484,32 @@ class Runner:
             if title not in prepared:
                 sink.prepare(dims, batch.records[0].model if batch.records and dims else None)
                 prepared.add(title)
-            result = sink.write(batch) if len(batch) else None
+            caps = self.sink_caps.get(title)
+            stored = to_store(batch, caps)
+            written, refused = 0, {}
+            for part in split_for(stored, caps) if len(stored) else ():
+                result = sink.write(part)
+                written += result.written
+                refused.update(result.rejected)
             if edges:
+                if caps is not None and caps.ids != "any":
+                    edges = [
+                        Edge(store_id(e.src, caps), store_id(e.dst, caps), e.type, e.weight, e.metadata) for e in edges
+                    ]
                 sink.write_edges(edges)
             st = counts.setdefault("store", {}).setdefault(title, {})
             st["in"] = st.get("in", 0) + len(batch)
-            st["written"] = st.get("written", 0) + (result.written if result else 0)
-            st["rejected"] = st.get("rejected", 0) + (len(result.rejected) if result else 0)
-            if result and result.rejected:
-                by_id = {rec.id: (rec, batch.vector(i)) for i, rec in enumerate(batch.records)}
-                for rid, reason in result.rejected.items():
+            st["written"] = st.get("written", 0) + written
+            st["rejected"] = st.get("rejected", 0) + len(refused)
+            if refused:
+                by_id = {
+                    s.id: (rec, batch.vector(i))
+                    for i, (s, rec) in enumerate(zip(stored.records, batch.records, strict=True))
+                }
+                for rid, reason in refused.items():
                     rec, vec = by_id.get(rid, (None, None))
                     self._reject("store", f"{title}: {reason}", src_id, record=rec, vector=vec)
-                rejected += len(result.rejected)
+                rejected += len(refused)
         if batch.rejects and self.doc.model.run.on_error == "fail":
             raise VexrunError(
                 f"{len(batch.rejects)} input record(s) rejected ({batch.rejects[0].reason}) and run.on_error is 'fail'",

@@ -48,6 +48,10 @@ class Capabilities:
     metrics: tuple[str, ...] = ("cosine",)
     #: what metadata values the store keeps natively: scalars only, flat lists of scalars, or nesting
     metadata: Literal["scalars", "lists", "nested"] = "lists"
+    #: whether null metadata values are kept as null (Chroma refuses them)
+    metadata_nulls: bool = True
+    #: whether lists must hold one type only (typed array fields)
+    list_types_uniform: bool = False
     max_metadata_bytes: int | None = None
     namespaces: bool = True
     max_batch_records: int | None = None
