@@ -1,0 +1,1 @@
+"""Sources and sinks: one module per store or file kind (see :mod:`vexrun.connectors.base`)."""
