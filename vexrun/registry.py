@@ -38,6 +38,8 @@ class PluginSpec:
     extra: str | None = None
     requires: tuple[str, ...] = ()
     capabilities: Capabilities | None = None
+    #: the exact install command to print when ``requires`` is missing (default: pip install 'vexrun[extra]')
+    install: str | None = None
 
     def config_model(self) -> Any:
         return _attr(self.config)
@@ -47,7 +49,7 @@ class PluginSpec:
         if missing:
             raise UsageError(
                 f"the {self.kind} '{self.name}' needs {', '.join(missing)}, which is not installed",
-                hint=f"pip install 'vexrun[{self.extra}]'" if self.extra else None,
+                hint=self.install or (f"pip install 'vexrun[{self.extra}]'" if self.extra else None),
             )
         return _attr(self.impl)
 

@@ -203,6 +203,7 @@ class Runner:
         self.cache: EmbedCache | None = None
         self.events: EventLog | None = None
         self.rejects: AppendFile | None = None
+        self.retries_base = 0
 
     # -- set-up ------------------------------------------------------------------------------------
     def resume_command(self) -> str:
@@ -329,11 +330,15 @@ class Runner:
 
         chunk = ChunkStage(self.doc.model.chunk)
         graph = GraphStage(self.doc.model.graph)
-        embed = EmbedStage(self.embedder, self.cache) if self.embedder is not None else None
+        embed = None
+        if self.embedder is not None:
+            embed_stage = next(s for s in self.plan.stages if s.name == "embed")
+            embed = EmbedStage(self.embedder, self.cache, settings_key=embed_stage.fingerprint)
         if resumed_at is not None:
             graph.restore(progress.stage_state.get("graph", {}))
         counts = progress.counts
         counts.setdefault("source", {})
+        self.retries_base = int(counts.get("embed", {}).get("retries", 0))
         prepared: set[str] = set()
         stop = _Stop(self.say)
         status = "completed"
@@ -461,9 +466,9 @@ class Runner:
             em["cached"] = em.get("cached", 0) + ec.cached
             em["kept"] = em.get("kept", 0) + ec.kept
             em["rejected"] = em.get("rejected", 0) + len(ec.rejected)
-            retries = getattr(embed.embedder, "retries", None)
-            if isinstance(retries, int):
-                em["retries"] = retries
+            usage = getattr(embed.embedder, "usage", None)
+            if isinstance(usage, dict):
+                em["retries"] = self.retries_base + int(usage.get("retries", 0))
             for rid, reason in ec.rejected.items():
                 rec, vec = before[rid]
                 self._reject("embed", reason, src_id, record=rec, vector=vec)

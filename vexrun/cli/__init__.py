@@ -6,6 +6,7 @@ Command modules import only click at module level; each command imports the libr
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -77,10 +78,27 @@ def _register() -> None:
 _register()
 
 
+class _RedactingHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Library warnings (retries, fallbacks) on stderr, with every registered secret masked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def _setup_logging(debug: bool) -> None:
+    handler = _RedactingHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("vexrun")
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    root.propagate = False
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of the ``vexrun`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("VEXRUN_DEBUG", "") not in ("", "0")
+    _setup_logging(debug)
     try:
         rv = cli.main(args=args, prog_name="vexrun", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0

@@ -110,7 +110,7 @@ class _Interpolator:
             if "\n" in value or "\r" in value:
                 name = ref.name if ref else body
                 self.problem(path, "newline-in-value", f"the value of {name} contains a newline; refused")
-                return ""
+                return match.group(0)
             if ref is not None and not ref.used_default:
                 self.result.values.setdefault(path, []).append(value)
             return value

@@ -30,12 +30,18 @@ class EmbedCounts:
 class EmbedStage:
     name = "embed"
 
-    def __init__(self, embedder: Embedder, cache: EmbedCache, commit_every: int | None = None) -> None:
+    def __init__(
+        self, embedder: Embedder, cache: EmbedCache, *, settings_key: str = "", commit_every: int | None = None
+    ) -> None:
         self.embedder = embedder
         self.cache = cache
         self.model_id = embedder.model_id
+        #: the cache is keyed by the model and the settings that change its output (normalisation, …)
+        self.cache_model = f"{self.model_id}#{settings_key}" if settings_key else self.model_id
+        cfg = getattr(embedder, "config", None)
+        per_call = int(getattr(cfg, "batch_size", 0) or 256) * int(getattr(cfg, "concurrency", 1) or 1)
         #: texts per embedder call, each call's results committed to the cache before the next
-        self.commit_every = commit_every or int(getattr(getattr(embedder, "config", None), "batch_size", 0) or 256)
+        self.commit_every = commit_every or per_call
 
     def process(self, batch: Batch) -> tuple[Batch, EmbedCounts]:
         counts = EmbedCounts()
@@ -54,7 +60,7 @@ class EmbedStage:
                 why = "has no vector" if batch.vector(i) is None else f"has a vector from '{rec.model}'"
                 counts.rejected[rec.id] = f"embed: the record {why} and no text to embed with {model_id}"
         texts = [batch.records[i].text or "" for i in embed_rows]
-        keys, found = self.cache.get_many(model_id, texts)
+        keys, found = self.cache.get_many(self.cache_model, texts)
         todo: dict[bytes, str] = {}
         for key, text in zip(keys, texts, strict=True):
             if key not in found and key not in todo:
@@ -68,7 +74,7 @@ class EmbedStage:
                 raise VexrunError(
                     f"the embedder {model_id} returned {vecs.shape} for {len(part)} texts (or non-finite values)"
                 )
-            self.cache.put_many(model_id, part, vecs)
+            self.cache.put_many(self.cache_model, part, vecs)
             for j, key in enumerate(part):
                 found[key] = vecs[j]
         counts.computed = len(todo)

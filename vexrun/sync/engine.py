@@ -1,0 +1,400 @@
+"""The sync verbs that move data: ``init`` (a new backup), ``init --restore`` (attach a machine),
+``push`` and ``pull``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+from ..errors import UsageError
+from ..vmig.sidecar import utc_now
+from .errors import BackupDamaged, PullFirst
+from .formats import decrypt_manifest, encrypt_manifest, make_status
+from .git import NETWORK_TIMEOUT, Git
+from .local import Freshness, LocalConfig, check_freshness, load_config, save_config
+from .masterkey import SubKeys, format_recovery_code, make_keyfile, new_recovery_code
+from .remote import Remote
+from .snapshot import build_snapshot, restore_snapshot
+from .workspace import CONFIG, MANIFEST, STATUS, RepoConfig, Secrets, Workspace, git_available
+
+__all__ = [
+    "InitResult",
+    "PullResult",
+    "PushResult",
+    "Session",
+    "init_new",
+    "init_restore",
+    "open_session",
+    "pull",
+    "push",
+]
+
+ANCESTORS = 256
+Progress = Callable[[int], None] | None
+
+
+def _b3(data: bytes) -> str:
+    import blake3
+
+    return str(blake3.blake3(data).hexdigest())
+
+
+@dataclass
+class Session:
+    root: Path
+    ws: Workspace
+    repo: RepoConfig
+    ms: bytes
+    keys: SubKeys
+    manifest_bytes: bytes
+    manifest: dict[str, Any]
+    seen: Freshness | None
+    verdict: str
+
+    @property
+    def manifest_hash(self) -> str:
+        return _b3(self.manifest_bytes)
+
+    def write_manifest(self, body: dict[str, Any]) -> bytes:
+        data = encrypt_manifest(self.keys, self.repo.repo_id, body)
+        self.ws.write(MANIFEST, data)
+        self.ws.write(
+            STATUS, make_status(self.keys, self.repo.repo_id, body["generation"], body["created_at"], body["records"])
+        )
+        return data
+
+    def next_manifest(self, **fields: Any) -> dict[str, Any]:
+        """A manifest for the next generation, chained to the current one."""
+        gen = self.manifest["generation"]
+        ancestors = [[gen, self.manifest_hash], *self.manifest.get("ancestors", [])][:ANCESTORS]
+        new_gen = max(gen, self.seen.generation if self.seen else 0) + 1
+        body = {**self.manifest, **fields}
+        body.update(
+            generation=new_gen,
+            prev=self.manifest_hash,
+            ancestors=ancestors,
+            created_at=utc_now(),
+            device_id=self.ws.config.device_id,
+            vexrun_version=__version__,
+            epoch=self.keys.epoch,
+        )
+        return body
+
+    def record(self, data: bytes, generation: int) -> None:
+        Freshness(generation, _b3(data), utc_now()).save(self.root, self.repo.repo_id.hex())
+
+
+def open_session(
+    root: Path,
+    *,
+    token: str | None,
+    secrets: Secrets,
+    allow_rollback: bool = False,
+    accept_fork: bool = False,
+) -> Session:
+    """Fetch, unlock (before any object is read), decrypt the manifest, and check freshness."""
+    git_available()
+    config = load_config(root)
+    ws = Workspace(root, config, token=token)
+    if ws.sync_to_remote() is None:
+        raise BackupDamaged(f"the remote has no branch {config.branch} (was the backup deleted?)")
+    repo = ws.repo_config()
+    ms, keys = ws.unlock(repo, secrets)
+    data = ws.read(MANIFEST)
+    manifest = decrypt_manifest(keys, repo.repo_id, data)
+    seen = Freshness.load(root, config.repo_id)
+    verdict = check_freshness(
+        seen, manifest["generation"], _b3(data), manifest.get("ancestors", []),
+        allow_rollback=allow_rollback, accept_fork=accept_fork,
+    )  # fmt: skip
+    return Session(root, ws, repo, ms, keys, data, manifest, seen, verdict)
+
+
+def _empty_manifest(repo: RepoConfig, device_id: str) -> dict[str, Any]:
+    return {
+        "v": 1,
+        "repo_id": repo.repo_id.hex(),
+        "epoch": repo.epoch,
+        "generation": 1,
+        "prev": None,
+        "ancestors": [],
+        "created_at": utc_now(),
+        "device_id": device_id,
+        "vexrun_version": __version__,
+        "buckets": 0,
+        "compression": "none",
+        "records": 0,
+        "file": None,
+        "sidecar": None,
+        "objects": [],
+    }
+
+
+@dataclass
+class InitResult:
+    repo_id: str
+    generation: int
+    recovery_code: str | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def _fresh_root(root: Path) -> None:
+    if (root / "config.json").exists():
+        raise UsageError(f"{root}: a sync repository is already set up here", hint="use another --state-dir")
+    if (root / "repo").exists():
+        shutil.rmtree(root / "repo")  # left by an init that failed half-way
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def init_new(
+    root: Path,
+    remote: Remote,
+    *,
+    token: str | None,
+    passphrase: str,
+    label: str = "",
+    kdf_alg: str | None = None,
+    bucket_target: int | None = None,
+    max_object: int | None = None,
+) -> InitResult:
+    """Create a new backup on an empty remote (or one without vexrun/): key files for the passphrase and a
+    one-time recovery code, an empty generation 1. Returns the recovery code to show the user once."""
+    git_available()
+    _fresh_root(root)
+    repo = RepoConfig(os.urandom(16), 1)
+    if bucket_target:
+        repo.bucket_target = bucket_target
+    if max_object:
+        repo.max_object = max_object
+    if not 1024 <= repo.bucket_target <= repo.max_object or repo.max_object < 4096:
+        raise UsageError("the bucket size must be at least 1 KiB and at most the maximum object size (>= 4 KiB)")
+    config = LocalConfig(remote.url, remote.branch, remote.username, repo.repo_id.hex(), os.urandom(8).hex())
+    ws = Workspace(root, config, token=token)
+    try:
+        Git(root, token=token).run(["init", "--quiet", "-b", remote.branch, str(ws.clone)])
+        ws.configure()
+        ws.git.run(["remote", "add", "origin", remote.url])
+        if ws.fetch() is not None:
+            ws.reset_to_remote()
+            if ws.path(CONFIG).exists():
+                raise UsageError(
+                    f"{remote.url} already holds a vexrun backup", hint=f"vexrun sync init --restore {remote.url}"
+                )
+        ms = os.urandom(32)
+        keys = SubKeys.derive(ms, repo.epoch)
+        code = new_recovery_code()
+        if kdf_alg:
+            repo.kdf_default = kdf_alg
+        ws.write(CONFIG, repo.to_bytes())
+        from ..crypto.kdf import argon2_available
+
+        alg = kdf_alg or ("argon2id" if argon2_available() else "scrypt")
+        repo.kdf_default = alg
+        ws.write(CONFIG, repo.to_bytes())
+        for kind, secret, name in (("passphrase", passphrase, label or "passphrase"), ("recovery", code, "recovery")):
+            body = make_keyfile(ms, repo.repo_id, kind=kind, secret=secret, label=name, kdf_alg=alg)
+            from ..crypto.encoding import canonical_json
+
+            ws.write(f"vexrun/keys/{body['key_id']}.json", canonical_json(body) + b"\n")
+        manifest = _empty_manifest(repo, config.device_id)
+        data = encrypt_manifest(keys, repo.repo_id, manifest)
+        ws.write(MANIFEST, data)
+        ws.write(STATUS, make_status(keys, repo.repo_id, 1, manifest["created_at"], 0))
+        ws.commit_and_push("vexrun sync: init")
+    except BaseException:
+        shutil.rmtree(ws.clone, ignore_errors=True)
+        raise
+    save_config(root, config)
+    Freshness(1, _b3(data), utc_now()).save(root, config.repo_id)
+    return InitResult(repo.repo_id.hex(), 1, format_recovery_code(code), manifest)
+
+
+def init_restore(
+    root: Path, remote: Remote, *, token: str | None, secrets: Secrets, expect_generation: int | None = None
+) -> InitResult:
+    """Attach this machine to an existing backup: a shallow clone, then unlock and read the manifest
+    (trust on first use: the result says what was accepted)."""
+    git_available()
+    _fresh_root(root)
+    clone = root / "repo"
+    git = Git(root, token=token, username=remote.username)
+    try:
+        git.run(
+            ["clone", "--quiet", "--depth", "1", "--single-branch", "--branch", remote.branch, remote.url, str(clone)],
+            timeout=NETWORK_TIMEOUT,
+            what="clone",
+        )
+        data = (clone / CONFIG).read_bytes() if (clone / CONFIG).exists() else None
+        if data is None:
+            raise UsageError(f"{remote.url} holds no vexrun backup", hint=f"vexrun sync init {remote.url}")
+        repo = RepoConfig.parse(data)
+        config = LocalConfig(remote.url, remote.branch, remote.username, repo.repo_id.hex(), os.urandom(8).hex())
+        ws = Workspace(root, config, token=token)
+        ws.configure()
+        ms, keys = ws.unlock(repo, secrets)
+        man = ws.read(MANIFEST)
+        manifest = decrypt_manifest(keys, repo.repo_id, man)
+        if expect_generation is not None and manifest["generation"] != expect_generation:
+            raise UsageError(
+                f"the remote serves generation {manifest['generation']}, not the expected {expect_generation}"
+            )
+    except BaseException:
+        shutil.rmtree(clone, ignore_errors=True)
+        raise
+    save_config(root, config)
+    Freshness(manifest["generation"], _b3(man), utc_now()).save(root, config.repo_id)
+    return InitResult(repo.repo_id.hex(), manifest["generation"], None, manifest)
+
+
+@dataclass
+class PushResult:
+    """What a push did. ``bytes_pushed`` counts new object ciphertext plus the manifest and status."""
+
+    generation: int
+    objects_uploaded: int
+    objects_total: int
+    bytes_pushed: int
+    records: int
+    unchanged: bool = False
+    commit: str | None = None
+
+
+def push(
+    root: Path,
+    file: Path,
+    *,
+    token: str | None,
+    secrets: Secrets,
+    allow_rollback: bool = False,
+    accept_fork: bool = False,
+    compression: str = "none",
+    progress: Progress = None,
+) -> PushResult:
+    """Encrypt ``file`` as the next generation and push it without --force."""
+    if not file.is_file():
+        raise UsageError(f"{file}: no such file" if not file.exists() else f"{file}: not a regular file")
+    s = open_session(root, token=token, secrets=secrets, allow_rollback=allow_rollback, accept_fork=accept_fork)
+    if s.verdict in ("newer", "newer-unchecked") and s.seen is not None:
+        m = s.manifest
+        raise PullFirst(
+            f"the remote has generation {m['generation']} (from device {m.get('device_id')} at "
+            f"{m.get('created_at')}), which this machine has not pulled; pushing would replace it",
+            hint="vexrun sync pull --out OTHER.vmig.jsonl, merge if needed, then push again",
+        )
+    built = build_snapshot(
+        s.ws, s.keys, s.repo.repo_id, file,
+        bucket_target=s.repo.bucket_target, max_object=s.repo.max_object,
+        previous=s.manifest, compression=compression, progress=progress,
+    )  # fmt: skip
+    old_ids = {o["id"] for o in s.manifest["objects"]}
+    new_ids = {e["id"] for e in built.entries}
+    file_info = s.manifest.get("file") or {}
+    if new_ids == old_ids and file_info.get("blake3") == built.index.blake3 and file_info.get("name") == file.name:
+        s.record(s.manifest_bytes, s.manifest["generation"])
+        return PushResult(s.manifest["generation"], 0, len(new_ids), 0, built.records, unchanged=True)
+    from ..vmig.sidecar import meta_path
+
+    sidecar = meta_path(file)
+    sidecar_text = None
+    if sidecar.is_file() and sidecar.stat().st_size <= 1 << 20:
+        sidecar_text = sidecar.read_text(encoding="utf-8", errors="replace")
+    body = s.next_manifest(
+        buckets=built.index.buckets,
+        compression=compression,
+        records=built.records,
+        file={
+            "name": file.name,
+            "size": built.index.size,
+            "blake3": built.index.blake3,
+            "final_newline": built.index.final_newline,
+            "lines": built.index.lines,
+        },
+        sidecar=sidecar_text,
+        objects=built.entries,
+    )
+    data = s.write_manifest(body)
+    commit = s.ws.commit_and_push(f"vexrun sync: generation {body['generation']}")
+    s.record(data, body["generation"])
+    status_size = s.ws.path(STATUS).stat().st_size
+    return PushResult(
+        body["generation"],
+        built.uploaded,
+        len(built.entries),
+        built.bytes_uploaded + len(data) + status_size,
+        built.records,
+        commit=commit,
+    )
+
+
+@dataclass
+class PullResult:
+    generation: int
+    verdict: str
+    path: Path | None
+    size: int
+    records: int
+    created_at: str | None
+    device_id: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+def pull(
+    root: Path,
+    out: Path | None,
+    *,
+    token: str | None,
+    secrets: Secrets,
+    allow_rollback: bool = False,
+    accept_fork: bool = False,
+    expect_generation: int | None = None,
+    progress: Progress = None,
+) -> PullResult:
+    """Restore the remote's current generation into ``out`` (default: its original name in the current
+    directory), atomically; then remember the generation as seen."""
+    s = open_session(root, token=token, secrets=secrets, allow_rollback=allow_rollback, accept_fork=accept_fork)
+    m = s.manifest
+    notes = []
+    if s.verdict == "tofu":
+        notes.append(
+            f"first pull on this machine: trusting generation {m['generation']} "
+            f"(created {m.get('created_at')} by device {m.get('device_id')})"
+        )
+    elif s.verdict == "newer-unchecked":
+        notes.append(f"more than {ANCESTORS} generations since this machine last synced; the chain was not checked")
+    elif s.verdict in ("rollback", "fork"):
+        notes.append(f"accepted a {s.verdict} as asked: generation {m['generation']}")
+    if expect_generation is not None and m["generation"] != expect_generation:
+        raise UsageError(f"the remote serves generation {m['generation']}, not the expected {expect_generation}")
+    info = m.get("file")
+    if info is None:
+        s.record(s.manifest_bytes, m["generation"])
+        notes.append("the backup is empty: nothing has been pushed yet")
+        return PullResult(m["generation"], s.verdict, None, 0, 0, m.get("created_at"), m.get("device_id"), notes)
+    target = out if out is not None else Path.cwd() / info["name"]
+    if target.is_dir():
+        target = target / info["name"]
+    size = restore_snapshot(s.ws, s.keys, s.repo.repo_id, m, target, progress)
+    sidecar = m.get("sidecar")
+    if isinstance(sidecar, str):
+        from ..vmig.sidecar import meta_path
+
+        meta = meta_path(target)
+        tmp = meta.with_name(f".{meta.name}.{os.getpid()}.tmp")
+        tmp.write_text(sidecar, encoding="utf-8")
+        os.replace(tmp, meta)
+    s.record(s.manifest_bytes, m["generation"])
+    return PullResult(
+        m["generation"],
+        s.verdict,
+        target,
+        size,
+        int(m.get("records", 0)),
+        m.get("created_at"),
+        m.get("device_id"),
+        notes,
+    )

@@ -1,0 +1,57 @@
+"""The recipe's ``sync:`` section: push the run's ``.vmig.jsonl`` output to an encrypted git backup."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+__all__ = ["SyncSettings"]
+
+
+class SyncSettings(BaseModel):
+    """Push the run's output (after signing) to the encrypted backup repository.
+
+    The backup must exist (``vexrun sync init`` once, by a person, who keeps the recovery code). On a
+    machine whose state directory is empty (a CI runner) the first push attaches to it by itself:
+    a shallow clone, then the usual checks.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="sync")
+
+    url: str | None = Field(
+        default=None,
+        description="The git URL of the backup repository (https://…, ssh, or a path). No credentials in it.",
+    )
+    provider: Literal["github", "codeberg", "gitea", "gitlab"] | None = Field(
+        default=None, description="Instead of url: the forge, with owner and repo (and host for gitea)."
+    )
+    owner: str | None = Field(default=None, description="Account or organisation owning the repository.")
+    repo: str | None = Field(default=None, description="Repository name.")
+    host: str | None = Field(default=None, description="Server name for gitea/forgejo or a self-hosted gitlab.")
+    branch: str = Field(default="main", description="The branch holding the backup.")
+    username: str | None = Field(
+        default=None,
+        description="Username sent with the token (default per provider: github x-access-token, gitlab oauth2, "
+        "codeberg/gitea the owner).",
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="The forge token, e.g. '${VEXRUN_GIT_TOKEN}'. Passed to git through its environment only. "
+        "Default: the VEXRUN_GIT_TOKEN environment variable, else your own git credential helper.",
+    )
+    passphrase: SecretStr | None = Field(
+        default=None,
+        description="The backup passphrase, e.g. '${VEXRUN_PASSPHRASE}'. Default: VEXRUN_PASSPHRASE.",
+    )
+    recovery_code: SecretStr | None = Field(
+        default=None, description="The recovery code, instead of the passphrase. Default: VEXRUN_RECOVERY_CODE."
+    )
+    state_dir: str | None = Field(
+        default=None,
+        description="This machine's sync state (clone, freshness). Default: VEXRUN_SYNC_DIR, else "
+        "$XDG_STATE_HOME/vexrun/sync.",
+    )
+    compression: Literal["none", "zlib"] = Field(
+        default="none", description="Compress objects before encryption (zlib is ~2x smaller, ~20x slower)."
+    )
