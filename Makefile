@@ -43,7 +43,7 @@ demo: $(STAMP)
 	$(BIN)/vexrun validate recipes/quickstart.yaml
 	$(BIN)/vexrun run recipes/quickstart.yaml
 	$(BIN)/vexrun validate out/quickstart/memory.vmig.jsonl
-	$(BIN)/vexrun search out/quickstart/memory.db "which foods does the user avoid"
+	$(BIN)/vexrun search out/quickstart/memory.db "when is the half marathon"
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_vmig.py

@@ -72,12 +72,13 @@ def store(tmp_path: Path) -> Path:
 
 
 def test_fts_query_quotes_every_term() -> None:
-    assert fts_query('tea AND "coffee" OR x* (y) col:z') == (
-        '"tea" OR "AND" OR """coffee""" OR "OR" OR "x*" OR "(y)" OR "col:z"'
-    )
+    assert fts_query('tea AND "coffee" OR x* (y) col:z') == '"tea" OR """coffee""" OR "x*" OR "(y)" OR "col:z"'
     assert fts_query("  tea tea  ") == '"tea"'
     assert fts_query('" * ( ) : - ^ +') is None
-    assert fts_query("a\x00b") == '"a" OR "b"'
+    assert fts_query("a\x00b") == '"b"'
+    # function words are dropped, unless nothing else is left
+    assert fts_query("which foods does the user avoid?") == '"foods" OR "avoid?"'
+    assert fts_query("what is it") == '"what" OR "is" OR "it"'
 
 
 NASTY = [

@@ -434,17 +434,22 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     sink.close()
 
 
-def test_sink_refuses_a_foreign_database_and_a_missing_directory(tmp_path: Path) -> None:
+def test_sink_refuses_a_foreign_database_and_an_impossible_directory(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "app.db")
     conn.execute("CREATE TABLE users (name)")
     conn.commit()
     conn.close()
-    for path, error in (("app.db", InvalidInput), ("nodir/store.db", UsageError)):
+    (tmp_path / "afile").write_text("x")
+    for path, error in (("app.db", InvalidInput), ("afile/store.db", UsageError)):
         sink = SqliteSink(SqliteSinkConfig(path=path), make_ctx(tmp_path))
         with pytest.raises(error):
             sink.open(None)
         sink.close()
     assert sql(tmp_path / "app.db", "PRAGMA journal_mode") == [("delete",)]  # untouched
+    sink = SqliteSink(SqliteSinkConfig(path="new/dir/store.db"), make_ctx(tmp_path))
+    sink.open(None)  # a missing output directory is made, like `mkdir -p`
+    sink.close()
+    assert (tmp_path / "new" / "dir" / "store.db").exists()
 
 
 def test_a_locked_store_is_a_connect_error(tmp_path: Path) -> None:

@@ -94,10 +94,21 @@ class StoreInfo:
         return asdict(self)
 
 
+#: English function words dropped from a BM25 query (unless the query is made of nothing else): with OR
+#: semantics they match almost every record and would drown the words that carry the question. "user" and
+#: "assistant" are the speaker labels of every conversation chunk, so they carry nothing either.
+STOPWORDS = frozenset(
+    """a about an and are as at be been but by can could did do does doing for from had has have how i if in
+    into is it its me my of on or our she he that the their them then there these they this to was we were what
+    when where which who whom why will with would you your user assistant""".split()
+)
+
+
 def fts_query(text: str) -> str | None:
     """An FTS5 query that matches any of the whitespace-separated terms of ``text``, each quoted as an FTS5
     string (so ``"``, ``*``, ``AND``, ``(``, ``:`` are plain text), or None if no term has a word
-    character. Control characters are dropped (a NUL ends an FTS5 string early)."""
+    character. Control characters are dropped (a NUL ends an FTS5 string early); English function words
+    are dropped when other terms remain."""
     terms: list[str] = []
     for raw in _CONTROL.sub(" ", text).split():
         if _WORD.search(raw) and raw not in terms:
@@ -106,6 +117,8 @@ def fts_query(text: str) -> str | None:
             break
     if not terms:
         return None
+    content = [t for t in terms if t.lower().strip("?!.,;:'\"") not in STOPWORDS]
+    terms = content or terms
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
 
 

@@ -51,14 +51,14 @@ def format_hits(hits: list[Hit], *, width: int = 100) -> list[str]:
             _num(h.bm25, 2),
             _snippet(h.namespace or "-", 16),
             h.text,
-            h.id,
+            h.id if len(h.id) <= 12 else h.id[:8] + "…",  # --json has the full ids
         )
         for h in hits
     ]
     fixed = [max([len(head[i]), *(len(str(c[i])) for c in cells)]) for i in range(5)]
     used = sum(fixed) + 2 * 6
     id_width = max([len(head[6]), *(len(c[6]) for c in cells)])
-    text_width = max(24, min(72, width - used - min(id_width, 40)))
+    text_width = max(40, min(90, width - used - min(id_width, 40)))
     out = []
     for row in [head, *cells]:
         left = [str(row[0]).rjust(fixed[0]), *(str(row[i]).rjust(fixed[i]) for i in (1, 2, 3))]

@@ -77,8 +77,12 @@ class SqliteSink(Sink):
         return self.conn
 
     def open(self, state: dict[str, Any] | None) -> None:
-        if not self.path.parent.is_dir():
-            raise UsageError(f"{self.path.parent}: no such directory (for the store {self.cfg.path})")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"{self.path.parent}: cannot create the directory for the store {self.cfg.path} ({exc.strerror or exc})"
+            ) from None
         self.conn, _ = open_store(self.path, write=True, synchronous=self.cfg.synchronous)
         self.fresh = state is None
         self.records = int((state or {}).get("records", 0))
