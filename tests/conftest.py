@@ -27,9 +27,13 @@ class CliResult:
         return self.out + self.err
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600) -> CliResult:
-    """Run ``python -m vexrun ARGS`` in a child process, the way a user runs it."""
-    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str | None] | None = None, timeout: float = 600
+) -> CliResult:
+    """Run ``python -m vexrun ARGS`` in a child process, the way a user runs it. ``env`` adds variables to the
+    environment; a value of None removes one."""
+    merged: dict[str, str | None] = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    full_env = {k: v for k, v in merged.items() if v is not None}
     proc = subprocess.run(
         [sys.executable, "-m", "vexrun", *args],
         cwd=cwd or ROOT,
