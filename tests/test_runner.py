@@ -38,9 +38,12 @@ def _texts_file(path: Path, n: int = N, *, bad_lines: tuple[int, ...] = ()) -> P
     return path
 
 
-def _recipe(tmp: Path, *, delay_ms: float = 0, batch: int = 100, extra: str = "", log: bool = True) -> Path:
+def _recipe(
+    tmp: Path, *, delay_ms: float = 0, batch: int = 100, extra: str = "", log: bool = True, sqlite: bool = False
+) -> Path:
     recipe = tmp / "job.yaml"
     log_line = f"\n  log_file: {tmp / 'computed.log'}" if log else ""
+    sqlite_target = "\n  - type: sqlite\n    path: out.db" if sqlite else ""
     recipe.write_text(
         f"""# yaml-language-server: $schema=../schemas/recipe.schema.json
 version: 1
@@ -54,7 +57,7 @@ embed:
   delay_ms: {delay_ms}{log_line}
 targets:
   - type: vmig
-    path: out.vmig.jsonl
+    path: out.vmig.jsonl{sqlite_target}
 run:
   batch_size: {batch}
 {extra}"""
@@ -68,6 +71,17 @@ def _output(path: Path) -> dict[str, tuple[str | None, bytes]]:
         for rec, vec in batch:
             assert rec.id not in out, f"duplicate id {rec.id}"
             out[rec.id] = (rec.text, b"" if vec is None else vec.tobytes())
+    return out
+
+
+def _store(path: Path) -> dict[str, tuple[str | None, bytes, str]]:
+    db = sqlite3.connect(path)
+    rows = db.execute("SELECT id, text, vector, metadata FROM records").fetchall()
+    edges = db.execute("SELECT COUNT(*) FROM edges").fetchone()[0]
+    db.close()
+    out = {r[0]: (r[1], bytes(r[2]), r[3]) for r in rows}
+    assert len(out) == len(rows)
+    out["__edges__"] = (None, b"", str(edges))
     return out
 
 
@@ -154,14 +168,16 @@ def test_kill_9_at_random_moments_gives_the_uninterrupted_result(tmp_path: Path)
     ref_dir = tmp_path / "ref"
     ref_dir.mkdir()
     _texts_file(ref_dir / "in.vmig.jsonl")
-    assert run_cli("run", str(_recipe(ref_dir, log=False))).code == 0
+    assert run_cli("run", str(_recipe(ref_dir, log=False, sqlite=True))).code == 0
     reference = _output(ref_dir / "out.vmig.jsonl")
+    reference_store = _store(ref_dir / "out.db")
+    assert len(reference_store) == len(reference) + 1
 
     work = tmp_path / "work"
     work.mkdir()
     _texts_file(work / "in.vmig.jsonl")
     # About 5 s of embedding in all (25 calls of 50 texts × 200 ms): ten kills land before the end.
-    recipe = _recipe(work, delay_ms=200, batch=60)
+    recipe = _recipe(work, delay_ms=200, batch=60, sqlite=True)
     rng = random.Random(20261125)
     kills = 0
     for _ in range(10):
@@ -177,6 +193,7 @@ def test_kill_9_at_random_moments_gives_the_uninterrupted_result(tmp_path: Path)
     assert final.code == 0, final.output
     assert kills == 10  # every attempt was killed before the run could finish
     assert _output(work / "out.vmig.jsonl") == reference
+    assert _store(work / "out.db") == reference_store
     # No embedding was computed twice to completion: every cached text was stored exactly once...
     state = _state(work)
     db = sqlite3.connect(state.cache_path)
