@@ -65,7 +65,9 @@ class EmbedStage:
         for key, text in zip(keys, texts, strict=True):
             if key not in found and key not in todo:
                 todo[key] = text
-        todo_keys = list(todo)
+        # Longest first, so each call holds texts of similar length (little padding in a batched model),
+        # whatever the order the records came in.
+        todo_keys = sorted(todo, key=lambda k: len(todo[k]), reverse=True)
         for start in range(0, len(todo_keys), self.commit_every):
             # Commit each slice to the cache as soon as it is computed: a crash loses at most one slice.
             part = todo_keys[start : start + self.commit_every]
