@@ -70,6 +70,20 @@ def resume_info(plan: Plan) -> dict[str, Any]:
     }
 
 
+def _wrap(items: list[str], indent: int, width: int = 100) -> list[str]:
+    lines: list[str] = []
+    cur = ""
+    for item in items:
+        if cur and indent + len(cur) + 2 + len(item) > width:
+            lines.append(" " * indent + cur)
+            cur = item
+        else:
+            cur = f"{cur}, {item}" if cur else item
+    if cur:
+        lines.append(" " * indent + cur)
+    return lines
+
+
 @dataclass
 class PlanReport:
     plan: Plan
@@ -84,10 +98,12 @@ class PlanReport:
         out.append("stages")
         for i, stage in enumerate(p.stages, start=1):
             out.append(f"  {i}. {stage.title}")
-            for key, value in stage.settings.items():
-                if key == "type" or value is None:
-                    continue
-                out.append(f"       {key}: {orjson.dumps(value).decode() if not isinstance(value, str) else value}")
+            pairs = [
+                f"{key}: {value if isinstance(value, str) else orjson.dumps(value).decode()}"
+                for key, value in stage.settings.items()
+                if key != "type" and value is not None
+            ]
+            out.extend(_wrap(pairs, indent=7))
             if stage.capabilities:
                 c = stage.capabilities
                 flags = [f"ids {c['ids']}", f"metadata {c['metadata']}", f"vectors {c['vectors']}"]
