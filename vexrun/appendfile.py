@@ -30,7 +30,7 @@ class AppendFile:
                 f"{path}: holds {have:,} bytes but the checkpoint committed {committed:,}; "
                 "the output was changed outside vexrun (run again with --fresh)"
             )
-        self.fh = open(path, "r+b")  # noqa: SIM115
+        self.fh = open(path, "r+b")  # type: ignore[assignment]  # noqa: SIM115
         self.fh.truncate(committed)
         remaining = committed
         while remaining:

@@ -12,10 +12,11 @@ from typing import Any
 import orjson
 
 from .checkpoint import StateDir
+from .connectors.base import Capabilities
 from .errors import VexrunError
 from .plan import Plan, compile_plan
 from .recipe.loader import load_recipe
-from .registry import plugins
+from .registry import Kind, plugins
 
 __all__ = ["CheckResult", "PlanReport", "check_recipe", "list_plugins", "plan_report", "recipe_status", "reset_recipe"]
 
@@ -253,8 +254,9 @@ def reset_recipe(recipe: str, *, env_file: str | None = None, everything: bool =
 
 def list_plugins() -> list[dict[str, Any]]:
     rows = []
-    for kind in ("source", "sink", "embedder"):
-        for spec in plugins(kind).values():  # type: ignore[arg-type]
+    kinds: tuple[Kind, ...] = ("source", "sink", "embedder")
+    for kind in kinds:
+        for spec in plugins(kind).values():
             rows.append(
                 {
                     "kind": kind,
@@ -267,3 +269,45 @@ def list_plugins() -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def search_recipe(
+    recipe: str,
+    query: str,
+    *,
+    k: int = 10,
+    namespace: str | None = None,
+    target: int | None = None,
+    env_file: str | None = None,
+) -> list[Any]:
+    """Search a recipe's target (the first searchable one, or ``targets[target]``) with the recipe's embedder."""
+    from .errors import UsageError
+    from .runner import Runner, RunOptions
+
+    doc = load_recipe(recipe, env_file=env_file)
+    plan = compile_plan(doc)
+    runner = Runner(plan, RunOptions(env_file=env_file, progress="none"))
+    runner._build(runner._context())
+    try:
+        candidates = [
+            (title, sink)
+            for i, (title, sink) in enumerate(runner.sinks)
+            if (target is None or i == target) and (runner.sink_caps.get(title) or _NO_CAPS).search
+        ]
+        if not candidates:
+            raise UsageError(
+                f"{doc.display}: no target of this recipe can be searched"
+                + (f" (targets[{target}])" if target is not None else "")
+            )
+        title, sink = candidates[0]
+        vector = None
+        if runner.embedder is not None and sink.name != "sqlite":  # the local store embeds the query itself
+            runner.embedder.open()
+            vector = runner.embedder.embed([query])[0]
+        sink.connect()
+        return list(sink.search(vector, query, k, namespace))
+    finally:
+        runner._close()
+
+
+_NO_CAPS = Capabilities()

@@ -10,6 +10,7 @@ capabilities imports no SDK.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points

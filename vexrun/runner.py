@@ -512,8 +512,14 @@ class Runner:
                     for i, (s, rec) in enumerate(zip(stored.records, batch.records, strict=True))
                 }
                 for rid, reason in refused.items():
-                    rec, vec = by_id.get(rid, (None, None))
-                    self._reject("store", f"{title}: {reason}", src_id, record=rec, vector=vec)
+                    found = by_id.get(rid)
+                    self._reject(
+                        "store",
+                        f"{title}: {reason}",
+                        src_id,
+                        record=found[0] if found else None,
+                        vector=found[1] if found else None,
+                    )
                 rejected += len(refused)
         if batch.rejects and self.doc.model.run.on_error == "fail":
             raise VexrunError(

@@ -95,12 +95,29 @@ def format_hits(hits: list[Hit], *, width: int = 100) -> list[str]:
     'e.g. local or \'{"type": "local", "model": "all-MiniLM-L6-v2"}\'.',
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON.")
+@click.option(
+    "--target",
+    "target_index",
+    type=click.IntRange(min=0),
+    default=None,
+    help="With a recipe: search its targets[N] (default: the first target that can be searched).",
+)
+@click.option("--env-file", type=click.Path(dir_okay=False, path_type=str), default=None, help="With a recipe.")
 def search(
-    store: str, query: tuple[str, ...], k: int, mode: str, namespace: str | None, embedder: str | None, as_json: bool
+    store: str,
+    query: tuple[str, ...],
+    k: int,
+    mode: str,
+    namespace: str | None,
+    embedder: str | None,
+    as_json: bool,
+    target_index: int | None,
+    env_file: str | None,
 ) -> int:
-    """Search the local memory STORE (a sqlite/local sink's file) for QUERY.
+    """Search STORE for QUERY: a local store file (sqlite/local), or RECIPE.yaml to search that recipe's
+    target in whatever store it is (pgvector, Qdrant, Chroma, Milvus, …) with the recipe's embedder.
 
-    The query is embedded with the embedder recorded in the store, so it matches the vectors the store
+    A local store embeds the query with the embedder recorded in it, so it matches the vectors the store
     holds; --mode bm25 needs no embedder. Words of the query are matched as plain text (no FTS syntax).
     Exit 0 with or without hits, 1 for a file that is not a store or an empty store, 2 for a missing file.
     """
@@ -109,8 +126,13 @@ def search(
     spec = parse_embedder(embedder)
     text = " ".join(query)
     started = time.perf_counter()
-    with LocalStore(store, embedder=spec) as local:
-        hits = local.search(text, k=k, mode=mode, namespace=namespace)
+    if store.endswith((".yaml", ".yml")):
+        from ..ops import search_recipe
+
+        hits = search_recipe(store, text, k=k, namespace=namespace, target=target_index, env_file=env_file)
+    else:
+        with LocalStore(store, embedder=spec) as local:
+            hits = local.search(text, k=k, mode=mode, namespace=namespace)
     elapsed_ms = (time.perf_counter() - started) * 1000
     if as_json:
         doc = {"store": store, "query": text, "mode": mode, "namespace": namespace, "hits": [h.to_json() for h in hits]}

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from ..vmig.batch import Batch
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..search import Hit
 
 __all__ = [
     "Capabilities",
@@ -183,6 +188,16 @@ class Sink:
     def check(self) -> str:
         """``vexrun check``: connect (or check the output directory) without writing anything."""
         return f"{self.identity()}: no check available for this target"
+
+    def connect(self) -> None:
+        """Open the existing target for reading only (``vexrun search``): create, truncate or prepare
+        nothing. Stores that cannot be searched need not implement it."""
+        raise NotImplementedError(f"{self.name} cannot be searched")
+
+    def search(self, vector: np.ndarray | None, text: str, k: int, namespace: str | None = None) -> list[Hit]:
+        """The ``k`` nearest records to ``vector`` (cosine; and/or matching ``text`` where the store has
+        full-text search), after :meth:`connect`. ``Hit.rank`` starts at 1."""
+        raise NotImplementedError(f"{self.name} cannot be searched")
 
     def close(self) -> None:
         """Release files and connections (also after a failure)."""

@@ -114,8 +114,9 @@ def _decode_record(rec: Record) -> Record:
     keys = meta.pop(JSON_KEYS, None)
     if isinstance(keys, str):
         for key in orjson.loads(keys):
-            if isinstance(meta.get(key), str):
-                meta[key] = orjson.loads(meta[key])
+            value = meta.get(key)
+            if isinstance(value, str):
+                meta[key] = orjson.loads(value)
     return msgspec.structs.replace(rec, id=str(rid), metadata=meta or None)
 
 

@@ -311,7 +311,7 @@ def load_recipe(
         interp_findings.append(RecipeFinding(line, col, code, ipath, message))
 
     model_cls = recipe_model()
-    model = None
+    model: Any = None
     try:
         model = model_cls.model_validate(interp.data)
     except ValidationError as exc:

@@ -56,13 +56,13 @@ class RunSettings(Strict):
 
 def plugin_union(kind: Kind) -> Any:
     """``Annotated[Union[ConfigA, ConfigB, ...], Field(discriminator="type")]`` over a kind's plugins."""
-    models = []
+    found: list[Any] = []
     for spec in plugins(kind).values():
         try:
-            models.append(spec.config_model())
+            found.append(spec.config_model())
         except ImportError as exc:  # a broken third-party plugin must not take the built-ins down with it
             BROKEN[f"{kind} {spec.name}"] = f"{type(exc).__name__}: {exc}"
-    models = tuple(models)
+    models = tuple(found)
     if len(models) == 1:
         return models[0]
     return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007 - a runtime tuple of types

@@ -104,10 +104,14 @@ exit $status
 class BareRepo:
     """A bare repository on disk that tests push to, rewind and inspect."""
 
-    def __init__(self, path: Path, branch: str = "main") -> None:
+    def __init__(self, path: Path, branch: str = "main", *, keep_packs: bool = False) -> None:
+        """``keep_packs``: keep every pushed pack as it arrives, as large forges do, instead of git's default
+        of exploding pushes of fewer than 100 objects into (recompressed) loose objects."""
         self.path = path
         self.branch = branch
         git("init", "--quiet", "--bare", "-b", branch, str(path))
+        if keep_packs:
+            git("config", "receive.unpackLimit", "1", cwd=path)
         git("symbolic-ref", "HEAD", f"refs/heads/{branch}", cwd=path)
         git("config", "http.receivepack", "true", cwd=path)
         git("config", "receive.denyNonFastForwards", "false", cwd=path)

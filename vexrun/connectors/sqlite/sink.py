@@ -56,6 +56,8 @@ class SqliteSinkConfig(PluginConfig):
 
 class SqliteSink(Sink):
     name = "sqlite"
+    #: a read-only view for ``vexrun search`` (see :meth:`connect`)
+    reader: Any = None
 
     def __init__(self, config: SqliteSinkConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)
@@ -219,6 +221,21 @@ class SqliteSink(Sink):
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
+
+    def connect(self) -> None:
+        from ...search import LocalStore
+
+        self.reader = LocalStore(self.path)
+
+    def search(self, vector: Any, text: str, k: int, namespace: str | None = None) -> list[Any]:
+        """Hybrid search (BM25 + the store's own embedder for ``text``); ``vector`` is not needed here."""
+        if self.reader is None:
+            self.connect()
+        assert self.reader is not None
+        return list(self.reader.search(text, k=k, mode="hybrid", namespace=namespace))
 
     def _write(self) -> AbstractContextManager[None]:
         return _write_transaction(self._db(), self.path)
