@@ -19,6 +19,90 @@ _LOCAL_STORE = Capabilities(
 )
 _FILE = Capabilities(ids="any", metrics=("cosine", "dot", "l2"), metadata="lists", vectors="float32")
 
+_PGVECTOR = Capabilities(
+    ids="any",
+    max_dims=16000,
+    metrics=("cosine", "l2", "dot"),
+    metadata="nested",
+    namespaces=True,
+    vectors="float32",
+    needs_vectors=True,
+    search=True,
+)
+_QDRANT = Capabilities(
+    ids="uuid-or-uint",
+    max_dims=65536,
+    metrics=("cosine", "dot", "l2"),
+    metadata="nested",
+    namespaces=True,
+    max_batch_records=256,
+    max_batch_bytes=32 * 1024 * 1024,
+    vectors="normalized",
+    needs_vectors=True,
+    search=True,
+)
+_CHROMA = Capabilities(
+    ids="any",
+    metrics=("cosine", "l2", "dot"),
+    metadata="scalars",
+    metadata_nulls=False,
+    namespaces=True,
+    max_batch_records=5000,
+    vectors="float32",
+    needs_vectors=True,
+    search=True,
+)
+_MILVUS = Capabilities(
+    ids="any",
+    max_id_bytes=512,
+    max_dims=32768,
+    metrics=("cosine", "l2", "dot"),
+    metadata="nested",
+    namespaces=True,
+    max_batch_bytes=32 * 1024 * 1024,
+    vectors="float32",
+    needs_vectors=True,
+    search=True,
+)
+
+
+def _store(
+    name: str,
+    module: str,
+    cls: str,
+    summary: str,
+    caps: Capabilities,
+    extra: str,
+    requires: tuple[str, ...],
+    aliases: tuple[str, ...] = (),
+) -> list[PluginSpec]:
+    """A store is both a source and a sink, with one config module and one extra."""
+    return [
+        PluginSpec(
+            "source",
+            name,
+            f"{module}:{cls}SourceConfig",
+            f"{module}:{cls}Source",
+            aliases=aliases,
+            summary=summary,
+            extra=extra,
+            requires=requires,
+            capabilities=caps,
+        ),
+        PluginSpec(
+            "sink",
+            name,
+            f"{module}:{cls}SinkConfig",
+            f"{module}:{cls}Sink",
+            aliases=aliases,
+            summary=summary,
+            extra=extra,
+            requires=requires,
+            capabilities=caps,
+        ),
+    ]
+
+
 PLUGINS: list[PluginSpec] = [
     # sources
     PluginSpec(
@@ -70,6 +154,46 @@ PLUGINS: list[PluginSpec] = [
         aliases=("local",),
         summary="the embedded local memory store: float32 vectors, FTS5 (BM25) over text, edges",
         capabilities=_LOCAL_STORE,
+    ),
+    # vector stores, each a source and a sink
+    *_store(
+        "pgvector",
+        "vexrun.connectors.pgvector",
+        "Pgvector",
+        "PostgreSQL + pgvector (binary COPY, upserts; `dsn: embedded` starts a local server)",
+        _PGVECTOR,
+        "pgvector",
+        ("psycopg", "pgvector"),
+        ("postgres", "postgresql", "supabase"),
+    ),
+    *_store(
+        "qdrant",
+        "vexrun.connectors.qdrant",
+        "Qdrant",
+        "Qdrant server (gRPC) or local mode (path)",
+        _QDRANT,
+        "qdrant",
+        ("qdrant_client",),
+    ),
+    *_store(
+        "chroma",
+        "vexrun.connectors.chroma",
+        "Chroma",
+        "Chroma server (HttpClient) or a local directory",
+        _CHROMA,
+        "chroma",
+        ("chromadb",),
+        ("chromadb",),
+    ),
+    *_store(
+        "milvus",
+        "vexrun.connectors.milvus",
+        "Milvus",
+        "Milvus / Zilliz Cloud (MilvusClient), or Milvus Lite",
+        _MILVUS,
+        "milvus",
+        ("pymilvus",),
+        ("zilliz",),
     ),
     # embedders
     PluginSpec(

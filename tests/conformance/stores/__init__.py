@@ -1,0 +1,1 @@
+"""One module per connector, each defining ``KIT`` (a :class:`~conformance.kit.StoreKit`)."""
