@@ -7,9 +7,6 @@ import io
 import os
 
 import pytest
-
-pytest.importorskip("cryptography")
-
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 

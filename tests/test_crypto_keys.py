@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("cryptography")
-
 from vexrun.crypto.errors import KeyFileError, WrongPassphrase  # noqa: E402
 from vexrun.crypto.keys import (  # noqa: E402
     find_secret_key,

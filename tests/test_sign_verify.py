@@ -15,8 +15,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("cryptography")
-
 from conftest import DATA  # noqa: E402
 from vexrun.crypto.envelope import PAYLOAD_TYPE, pae, serialize_envelope  # noqa: E402
 from vexrun.crypto.keys import PublicKey, keyid_for  # noqa: E402

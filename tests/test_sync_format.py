@@ -9,9 +9,6 @@ import os
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("cryptography")
-
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 

@@ -176,6 +176,23 @@ def compile_plan(doc: RecipeDoc) -> Plan:
             )
         stages.append(StagePlan("store", f"{dotted(path)} ({spec.name})", _redacted(doc, path, cfg), _caps(caps)))
 
+    vmig_targets = [c for c in doc.targets if resolve("sink", c.type).name == "vmig"]
+    for section in ("signing", "sync"):
+        settings = getattr(model, section)
+        if settings is None:
+            continue
+        if not vmig_targets:
+            findings.append(
+                doc.finding(
+                    (section,),
+                    "needs-vmig-target",
+                    f"'{section}' acts on the run's .vmig.jsonl output: add a target with 'type: vmig'",
+                )
+            )
+            continue
+        title = "sign" if section == "signing" else "sync"
+        stages.append(StagePlan(title, f"{title} ({vmig_targets[0].path})", _redacted(doc, (section,), settings)))
+
     if findings:
         findings.sort(key=lambda f: (f.line, f.column))
         raise RecipeError(

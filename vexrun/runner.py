@@ -106,6 +106,19 @@ class RunSummary:
             rows.append(("graph", gr.get("in", 0), gr.get("in", 0), 0, 0, f"{gr.get('edges', 0):,} edges"))
         for title, st in c.get("store", {}).items():
             rows.append((title, st.get("in", 0), st.get("written", 0), 0, st.get("rejected", 0), ""))
+        if c.get("sign"):
+            rows.append(("sign", 0, 0, 0, 0, f"signature {c['sign']['signature']}"))
+        if c.get("sync"):
+            sy = c["sync"]
+            note = (
+                "unchanged"
+                if sy.get("unchanged")
+                else (
+                    f"generation {sy['generation']}: {sy['objects_uploaded']} of {sy['objects_total']} objects, "
+                    f"{sy['bytes_pushed']:,} bytes pushed"
+                )
+            )
+            rows.append(("sync", 0, 0, 0, 0, note))
         width = max(len(r[0]) for r in rows)
         out = [f"{'stage':<{width}}  {'read':>10}  {'written':>10}  {'skipped':>8}  {'rejected':>8}"]
         for name, read, written, skipped, rejected, note in rows:
@@ -368,10 +381,11 @@ class Runner:
                 counts.setdefault("source_reports", {})[source.identity()] = source.report()
                 ck.commit(progress)
 
-        elapsed = time.perf_counter() - t0
         if status == "completed":
             for _, sink in self.sinks:
                 sink.finalize()
+            self._publish(counts)
+        elapsed = time.perf_counter() - t0
         self._check_counts(counts)
         rejected = int(counts.get("rejected", 0))
         exit_code = {"completed": 3 if rejected else 0, "interrupted": 128 + (stop.signum or 2)}.get(status, 1)
@@ -405,6 +419,37 @@ class Runner:
                 hint=f"fix the input, then resume with: {self.resume_command()}",
             )
         return summary
+
+    def _publish(self, counts: dict[str, Any]) -> None:
+        """After a complete run: sign the .vmig.jsonl output, then push it to the encrypted backup."""
+        model = self.doc.model
+        if model.signing is None and model.sync is None:
+            return
+        from .connectors.vmig_file import VmigSink
+
+        output = next(s.path for _, s in self.sinks if isinstance(s, VmigSink))
+        if model.signing is not None:
+            from .crypto.sign import sign_file
+
+            self.say(f"Signing {output} ...")
+            sig = sign_file(output, model.signing)
+            counts["sign"] = {"file": str(output), "signature": str(sig)}
+            assert self.events is not None
+            self.events.emit("signed", file=str(output), signature=str(sig))
+        if model.sync is not None:
+            from .sync.api import push_file
+
+            self.say(f"Pushing {output} to the encrypted backup ...")
+            result = push_file(output, model.sync)
+            counts["sync"] = {
+                "generation": result.generation,
+                "objects_uploaded": result.objects_uploaded,
+                "objects_total": result.objects_total,
+                "bytes_pushed": result.bytes_pushed,
+                "unchanged": result.unchanged,
+            }
+            assert self.events is not None
+            self.events.emit("synced", **counts["sync"])
 
     def _estimate(self) -> int | None:
         total = 0

@@ -31,6 +31,7 @@ Exit codes:
   4        another run holds the lock for this recipe's state
   70       internal error (traceback only with --debug)
   130/143  interrupted; the checkpoint was flushed first
+  `vexrun verify` and `vexrun sync` have codes of their own: see their --help.
 """
 
 
@@ -63,7 +64,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 #: Modules under vexrun.cli that define ``COMMANDS``; each imports only click at module level.
-COMMAND_MODULES = ("files", "recipes", "search")
+COMMAND_MODULES = ("files", "recipes", "search", "keys", "sync")
 
 
 def _register() -> None:

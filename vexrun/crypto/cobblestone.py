@@ -13,17 +13,20 @@ that does not end in a short chunk is truncated.
 
 ``Cobblestone-256`` is AES-256-GCM with HKDF-SHA-512 and a 32-byte input key: vexrun's objects and
 manifests. It is byte-compatible with ``cryptography.cobblestone`` (cryptography >= 50) and with the
-Wycheproof ``c2sp_chunked_encryption_aes_256_gcm`` vectors; it is written here over ``AESGCM`` so that it
-works from cryptography 44 on and so tests can inject the salt. ``hash_name="sha256"`` and 16-byte keys
-exist only to run the generic chunked-encryption vectors shipped in ``cryptography-vectors``.
+Wycheproof ``c2sp_chunked_encryption_aes_256_gcm`` vectors. It is written here over ``AESGCM`` so that it
+works from cryptography 44 on and so tests can inject the salt; encryption with a random salt uses the
+built-in (Rust, about twice as fast) when it is there, and tests check both give the same format.
+``hash_name="sha256"`` and 16-byte keys exist only to run the generic chunked-encryption vectors shipped
+in ``cryptography-vectors``.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 import os
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from ._lazy import require
 from .errors import DecryptionFailed
@@ -44,6 +47,7 @@ __all__ = [
     "decrypt_stream",
     "derive",
     "encrypt",
+    "encrypt_into",
 ]
 
 CHUNK = 16 * 1024
@@ -102,17 +106,44 @@ def encrypt(
 ) -> bytearray:
     """The whole message for ``plaintext``. ``salt`` is random unless given (a test hook for golden files
     and known-answer vectors: a salt must never repeat under one key)."""
+    out = bytearray(ciphertext_size(len(memoryview(plaintext).cast("B"))))
+    encrypt_into(input_key, context, plaintext, out, salt=salt, hash_name=hash_name)
+    return out
+
+
+def encrypt_into(
+    input_key: bytes,
+    context: bytes,
+    plaintext: bytes | bytearray | memoryview,
+    out: bytearray | memoryview,
+    *,
+    salt: bytes | None = None,
+    hash_name: str = "sha512",
+) -> int:
+    """Encrypt into ``out`` (at least :func:`ciphertext_size` bytes; reusing one buffer spares the page
+    faults of a fresh allocation per object) and return the message length."""
     require()
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+    src = memoryview(plaintext).cast("B")
+    n = len(src)
+    total = ciphertext_size(n)
+    dst = memoryview(out)
+    if len(dst) < total:
+        raise ValueError("the output buffer is too small")
+    builtin = _builtin() if salt is None and hash_name == "sha512" and len(input_key) == 32 else None
+    if builtin is not None:  # cryptography >= 50: the same format in Rust, about twice as fast
+        enc = builtin(input_key, context)
+        written = enc.update_into(src, dst)
+        tail = enc.finalize()
+        dst[written : written + len(tail)] = tail
+        if written + len(tail) != total:  # pragma: no cover - a format change upstream
+            raise RuntimeError("cryptography's Cobblestone output has an unexpected size")
+        return total
     salt = os.urandom(SALT) if salt is None else salt
     key, base_nonce, commitment = derive(input_key, salt, context, hash_name=hash_name)
     aead = AESGCM(key)
     base = int.from_bytes(base_nonce, "big")
-    src = memoryview(plaintext).cast("B")
-    n = len(src)
-    out = bytearray(ciphertext_size(n))
-    dst = memoryview(out)
     dst[:SALT] = salt
     dst[SALT:HEADER] = commitment
     pos = HEADER
@@ -121,14 +152,22 @@ def encrypt(
     while True:
         end = min(start + CHUNK, n)
         length = end - start
-        final = length < CHUNK
         aead.encrypt_into(_nonce(base, counter), src[start:end], None, dst[pos : pos + length + TAG])
         pos += length + TAG
         counter += 1
         start = end
-        if final:
-            break
-    return out
+        if length < CHUNK:
+            return total
+
+
+@functools.cache
+def _builtin() -> Any:
+    """``cryptography.cobblestone.Cobblestone256Encryptor`` when this cryptography has it (>= 50)."""
+    try:
+        from cryptography.cobblestone import Cobblestone256Encryptor
+    except ImportError:
+        return None
+    return Cobblestone256Encryptor
 
 
 def _check_header(input_key: bytes, context: bytes, header: bytes | memoryview, hash_name: str) -> tuple[object, int]:

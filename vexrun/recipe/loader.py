@@ -68,6 +68,8 @@ class RecipeDoc:
     warnings: list[RecipeFinding] = field(default_factory=list)
     #: path of every secret field → the references it was built from ([] for a literal)
     secrets: dict[Path_, list[Reference]] = field(default_factory=dict)
+    #: where relative paths start (the recipe's directory, or the working directory of `vexrun migrate`)
+    base_dir: Path | None = None
 
     @property
     def name(self) -> str:
@@ -82,7 +84,7 @@ class RecipeDoc:
 
     @property
     def directory(self) -> Path:
-        return self.path.parent
+        return self.base_dir if self.base_dir is not None else self.path.parent
 
     @property
     def sources(self) -> list[Any]:
@@ -270,14 +272,19 @@ def load_recipe(
     env: Mapping[str, str] | None = None,
     env_file: str | os.PathLike[str] | None = None,
     lenient_secrets: bool = False,
+    text: str | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
 ) -> RecipeDoc:
     """Load and validate a recipe. Raises :class:`RecipeError` carrying every finding (formatted), or
     :class:`UsageError` if the file cannot be read. With ``lenient_secrets`` (``vexrun plan``, ``status``),
-    an unset variable in a secret field is not an error: the plan shows it as missing."""
+    an unset variable in a secret field is not an error: the plan shows it as missing. ``text`` loads a
+    recipe that exists only in memory (``vexrun migrate`` builds one from flags; ``path`` then only names it),
+    and ``base_dir`` is where its relative paths start (default: the recipe's directory)."""
     p = Path(path)
     display = os.fspath(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        if text is None:
+            text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"{display}: no such file") from None
     except IsADirectoryError:
@@ -304,7 +311,8 @@ def load_recipe(
     if findings:
         raise _error(display, findings)
 
-    interp = interpolate(loaded.data, environ, p.parent.resolve())
+    base = Path(base_dir) if base_dir is not None else p.parent
+    interp = interpolate(loaded.data, environ, base.resolve())
     interp_findings = []
     for ipath, code, message in interp.problems:
         line, col = loaded.values.get(ipath, loaded.where(ipath))
@@ -317,7 +325,7 @@ def load_recipe(
     except ValidationError as exc:
         findings.extend(_convert(interp.data, exc, model_cls, loaded))
 
-    doc = RecipeDoc(path=p, display=display, model=model, loaded=loaded, interp=interp)
+    doc = RecipeDoc(path=p, display=display, model=model, loaded=loaded, interp=interp, base_dir=base)
     data = interp.data
     for one, many in (("source", "sources"), ("target", "targets")):
         if data.get(one) is not None and data.get(many) is not None:

@@ -10,7 +10,9 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..crypto.settings import SigningSettings
 from ..registry import Kind, plugins
+from ..sync.settings import SyncSettings
 
 __all__ = ["ChunkSettings", "GraphSettings", "RunSettings", "Strict", "plugin_union", "recipe_model"]
 
@@ -60,7 +62,7 @@ def plugin_union(kind: Kind) -> Any:
     for spec in plugins(kind).values():
         try:
             found.append(spec.config_model())
-        except ImportError as exc:  # a broken third-party plugin must not take the built-ins down with it
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the others down with it
             BROKEN[f"{kind} {spec.name}"] = f"{type(exc).__name__}: {exc}"
     models = tuple(found)
     if len(models) == 1:
@@ -107,5 +109,12 @@ def recipe_model() -> type[BaseModel]:
             default=None, description="Several targets, all written with every batch."
         )
         run: RunSettings = Field(default_factory=RunSettings)
+        signing: SigningSettings | None = Field(
+            default=None, description="Sign the run's .vmig.jsonl output (a detached <file>.sig) after the run."
+        )
+        sync: SyncSettings | None = Field(
+            default=None,
+            description="Push the run's .vmig.jsonl output (after signing) to the encrypted git-backed backup.",
+        )
 
     return Recipe

@@ -285,9 +285,9 @@ def rekey(root: Path, *, token: str | None, secrets: Secrets, new_passphrase: st
                 max_object=s.repo.max_object, previous=None, compression=s.manifest.get("compression", "none"),
             )  # fmt: skip
             fields.update(objects=built.entries, buckets=built.index.buckets, records=built.records)
-        body = s.next_manifest(**fields)
         s.keys = new_keys
         s.ms = ms
+        body = s.next_manifest(**fields)
         data = s.write_manifest(body)
         s.ws.commit_and_push(f"vexrun sync: rekey (epoch {s.repo.epoch}), generation {body['generation']}")
         s.record(data, body["generation"])

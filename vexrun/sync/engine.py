@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..crypto.encoding import canonical_json
+from ..crypto.kdf import argon2_available
 from ..errors import UsageError
 from ..vmig.sidecar import utc_now
-from .errors import BackupDamaged, PullFirst
+from .errors import BackupDamaged, PullFirst, SyncError
 from .formats import decrypt_manifest, encrypt_manifest, make_status
-from .git import NETWORK_TIMEOUT, Git
+from .git import CLONE_CONFIG, NETWORK_TIMEOUT, Git
 from .local import Freshness, LocalConfig, check_freshness, load_config, save_config
 from .masterkey import SubKeys, format_recovery_code, make_keyfile, new_recovery_code
 from .remote import Remote
-from .snapshot import build_snapshot, restore_snapshot
+from .snapshot import Built, build_snapshot, restore_snapshot
 from .workspace import CONFIG, MANIFEST, STATUS, RepoConfig, Secrets, Workspace, git_available
 
 __all__ = [
@@ -131,6 +134,7 @@ def _empty_manifest(repo: RepoConfig, device_id: str) -> dict[str, Any]:
         "records": 0,
         "file": None,
         "sidecar": None,
+        "signature": None,
         "objects": [],
     }
 
@@ -188,18 +192,10 @@ def init_new(
         ms = os.urandom(32)
         keys = SubKeys.derive(ms, repo.epoch)
         code = new_recovery_code()
-        if kdf_alg:
-            repo.kdf_default = kdf_alg
-        ws.write(CONFIG, repo.to_bytes())
-        from ..crypto.kdf import argon2_available
-
-        alg = kdf_alg or ("argon2id" if argon2_available() else "scrypt")
-        repo.kdf_default = alg
+        repo.kdf_default = kdf_alg or ("argon2id" if argon2_available() else "scrypt")
         ws.write(CONFIG, repo.to_bytes())
         for kind, secret, name in (("passphrase", passphrase, label or "passphrase"), ("recovery", code, "recovery")):
-            body = make_keyfile(ms, repo.repo_id, kind=kind, secret=secret, label=name, kdf_alg=alg)
-            from ..crypto.encoding import canonical_json
-
+            body = make_keyfile(ms, repo.repo_id, kind=kind, secret=secret, label=name, kdf_alg=repo.kdf_default)
             ws.write(f"vexrun/keys/{body['key_id']}.json", canonical_json(body) + b"\n")
         manifest = _empty_manifest(repo, config.device_id)
         data = encrypt_manifest(keys, repo.repo_id, manifest)
@@ -224,8 +220,20 @@ def init_restore(
     clone = root / "repo"
     git = Git(root, token=token, username=remote.username)
     try:
+        config_args = [arg for pair in CLONE_CONFIG for arg in ("-c", pair)]
         git.run(
-            ["clone", "--quiet", "--depth", "1", "--single-branch", "--branch", remote.branch, remote.url, str(clone)],
+            [
+                *config_args,
+                "clone",
+                "--quiet",
+                "--depth",
+                "1",
+                "--single-branch",
+                "--branch",
+                remote.branch,
+                remote.url,
+                str(clone),
+            ],  # fmt: skip
             timeout=NETWORK_TIMEOUT,
             what="clone",
         )
@@ -251,6 +259,16 @@ def init_restore(
     return InitResult(repo.repo_id.hex(), manifest["generation"], None, manifest)
 
 
+def _small_text(path: Path, limit: int) -> str | None:
+    """A companion file (sidecar, signature) carried in the manifest, byte for byte."""
+    try:
+        if not path.is_file() or path.stat().st_size > limit:
+            return None
+        return path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 @dataclass
 class PushResult:
     """What a push did. ``bytes_pushed`` counts new object ciphertext plus the manifest and status."""
@@ -260,8 +278,13 @@ class PushResult:
     objects_total: int
     bytes_pushed: int
     records: int
+    #: plaintext bytes encrypted by this push (only changed buckets)
+    bytes_encrypted: int = 0
     unchanged: bool = False
     commit: str | None = None
+    #: seconds per phase: fetch+unlock, bucket+encrypt (the whole pass over the file, objects written),
+    #: object-ids and encrypt (the parts of it in keyed BLAKE3 and in Cobblestone), commit+push (git)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def push(
@@ -278,7 +301,9 @@ def push(
     """Encrypt ``file`` as the next generation and push it without --force."""
     if not file.is_file():
         raise UsageError(f"{file}: no such file" if not file.exists() else f"{file}: not a regular file")
+    t0 = time.perf_counter()
     s = open_session(root, token=token, secrets=secrets, allow_rollback=allow_rollback, accept_fork=accept_fork)
+    timings = {"fetch+unlock": time.perf_counter() - t0}
     if s.verdict in ("newer", "newer-unchecked") and s.seen is not None:
         m = s.manifest
         raise PullFirst(
@@ -286,23 +311,24 @@ def push(
             f"{m.get('created_at')}), which this machine has not pulled; pushing would replace it",
             hint="vexrun sync pull --out OTHER.vmig.jsonl, merge if needed, then push again",
         )
-    built = build_snapshot(
-        s.ws, s.keys, s.repo.repo_id, file,
-        bucket_target=s.repo.bucket_target, max_object=s.repo.max_object,
-        previous=s.manifest, compression=compression, progress=progress,
-    )  # fmt: skip
+    t0 = time.perf_counter()
+    try:
+        built = _build(s, file, compression, progress)
+    except OSError as exc:
+        raise SyncError(f"cannot write the encrypted objects into {s.ws.clone} ({exc.strerror or exc})") from None
+    timings["bucket+encrypt"] = time.perf_counter() - t0
+    timings["object-ids"] = built.hash_seconds
+    timings["encrypt"] = built.encrypt_seconds
     old_ids = {o["id"] for o in s.manifest["objects"]}
     new_ids = {e["id"] for e in built.entries}
     file_info = s.manifest.get("file") or {}
     if new_ids == old_ids and file_info.get("blake3") == built.index.blake3 and file_info.get("name") == file.name:
         s.record(s.manifest_bytes, s.manifest["generation"])
-        return PushResult(s.manifest["generation"], 0, len(new_ids), 0, built.records, unchanged=True)
+        return PushResult(s.manifest["generation"], 0, len(new_ids), 0, built.records, unchanged=True, timings=timings)
     from ..vmig.sidecar import meta_path
 
-    sidecar = meta_path(file)
-    sidecar_text = None
-    if sidecar.is_file() and sidecar.stat().st_size <= 1 << 20:
-        sidecar_text = sidecar.read_text(encoding="utf-8", errors="replace")
+    sidecar = _small_text(meta_path(file), 1 << 20)
+    signature = _small_text(file.with_name(file.name + ".sig"), 64 * 1024)
     body = s.next_manifest(
         buckets=built.index.buckets,
         compression=compression,
@@ -314,11 +340,14 @@ def push(
             "final_newline": built.index.final_newline,
             "lines": built.index.lines,
         },
-        sidecar=sidecar_text,
+        sidecar=sidecar,
+        signature=signature,
         objects=built.entries,
     )
+    t0 = time.perf_counter()
     data = s.write_manifest(body)
     commit = s.ws.commit_and_push(f"vexrun sync: generation {body['generation']}")
+    timings["commit+push"] = time.perf_counter() - t0
     s.record(data, body["generation"])
     status_size = s.ws.path(STATUS).stat().st_size
     return PushResult(
@@ -327,8 +356,18 @@ def push(
         len(built.entries),
         built.bytes_uploaded + len(data) + status_size,
         built.records,
+        bytes_encrypted=built.bytes_encrypted,
         commit=commit,
+        timings=timings,
     )
+
+
+def _build(s: Session, file: Path, compression: str, progress: Progress) -> Built:
+    return build_snapshot(
+        s.ws, s.keys, s.repo.repo_id, file,
+        bucket_target=s.repo.bucket_target, max_object=s.repo.max_object,
+        previous=s.manifest, compression=compression, progress=progress,
+    )  # fmt: skip
 
 
 @dataclass
@@ -378,15 +417,20 @@ def pull(
     target = out if out is not None else Path.cwd() / info["name"]
     if target.is_dir():
         target = target / info["name"]
-    size = restore_snapshot(s.ws, s.keys, s.repo.repo_id, m, target, progress)
-    sidecar = m.get("sidecar")
-    if isinstance(sidecar, str):
-        from ..vmig.sidecar import meta_path
+    try:
+        size = restore_snapshot(s.ws, s.keys, s.repo.repo_id, m, target, progress)
+    except OSError as exc:
+        raise UsageError(f"{target}: cannot write the restored file ({exc.strerror or exc})") from None
+    from ..vmig.sidecar import meta_path
 
-        meta = meta_path(target)
-        tmp = meta.with_name(f".{meta.name}.{os.getpid()}.tmp")
-        tmp.write_text(sidecar, encoding="utf-8")
-        os.replace(tmp, meta)
+    for text, path in (
+        (m.get("sidecar"), meta_path(target)),
+        (m.get("signature"), target.with_name(target.name + ".sig")),
+    ):
+        if isinstance(text, str):
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(text.encode("utf-8"))
+            os.replace(tmp, path)
     s.record(s.manifest_bytes, m["generation"])
     return PullResult(
         m["generation"],

@@ -57,10 +57,19 @@ def encrypt_object(
     *,
     compression: str = "none",
     salt: bytes | None = None,
-) -> bytearray:
+    out: bytearray | None = None,
+) -> bytearray | memoryview:
+    """The object's ciphertext (a view of ``out`` when a reusable buffer is given)."""
     if compression == "zlib":
         plaintext = zlib.compress(plaintext, 1)
-    return cobblestone.encrypt(keys.k_obj, _object_context(repo_id, object_id), plaintext, salt=salt)
+    ctx = _object_context(repo_id, object_id)
+    if out is None:
+        return cobblestone.encrypt(keys.k_obj, ctx, plaintext, salt=salt)
+    size = cobblestone.ciphertext_size(len(memoryview(plaintext).cast("B")))
+    if len(out) < size:
+        out.extend(bytes(size - len(out)))
+    n = cobblestone.encrypt_into(keys.k_obj, ctx, plaintext, out, salt=salt)
+    return memoryview(out)[:n]
 
 
 def decrypt_object(
@@ -138,6 +147,9 @@ def check_manifest(m: Any, repo_id: bytes, generation: int, epoch: int) -> None:
             raise bad("bad object entry")
         if o.get("compression") not in ("none", "zlib"):
             raise bad("unknown compression")
+    for key in ("sidecar", "signature"):
+        if m.get(key) is not None and not isinstance(m[key], str):
+            raise bad(f"bad {key}")
     ancestors = m.get("ancestors", [])
     if not isinstance(ancestors, list) or not all(
         isinstance(a, list) and len(a) == 2 and _int(a[0]) and isinstance(a[1], str) for a in ancestors

@@ -45,12 +45,22 @@ REPO_CONFIG = {
     "pack.compression": "0",
     "pack.window": "0",
     "core.bigFileThreshold": "1m",
+    # bounded memory: git maps pack files in windows; the defaults let a push map the whole backup
+    "core.packedGitWindowSize": "16m",
+    "core.packedGitLimit": "64m",
+    "core.deltaBaseCacheLimit": "16m",
+    "pack.threads": "1",
     "gc.auto": "0",
     "core.autocrlf": "false",
     "commit.gpgSign": "false",
     "user.name": "vexrun sync",
     "user.email": "sync@vexrun.invalid",
 }
+#: The settings above that matter before a clone exists (passed with ``-c`` to ``git clone``).
+CLONE_CONFIG = [
+    f"{key}={REPO_CONFIG[key]}"
+    for key in ("core.compression", "core.bigFileThreshold", "core.packedGitWindowSize", "core.packedGitLimit")
+]
 #: Test hook: called with each started git child (tests read /proc/<pid>/cmdline through it).
 on_spawn: list[Callable[[subprocess.Popen[bytes]], None]] = []
 

@@ -114,7 +114,7 @@ def parse_recovery_code(text: str) -> bytes:
 
 def _aad(repo_id: bytes, body: dict[str, Any]) -> bytes:
     fields = {k: v for k, v in body.items() if k != "wrap"}
-    head = b"vexrun/v1/keyfile\x00" + repo_id + bytes.fromhex(body["key_id"]) + body["kind"].encode() + b"\x00"
+    head = b"vexrun/v1/keyfile\x00" + repo_id + bytes.fromhex(body["key_id"]) + str(body["kind"]).encode() + b"\x00"
     return head + canonical_json(fields)
 
 

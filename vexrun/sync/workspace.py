@@ -173,7 +173,7 @@ class Workspace:
         except OSError as exc:
             raise BackupDamaged(f"{rel}: cannot read ({exc.strerror or exc})") from None
 
-    def write(self, rel: str, data: bytes | bytearray) -> None:
+    def write(self, rel: str, data: bytes | bytearray | memoryview) -> None:
         p = self.path(rel)
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
