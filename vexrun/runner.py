@@ -31,7 +31,7 @@ from .connectors.encoding import from_store, split_for, store_id, to_store
 from .errors import Interrupted, PlanMismatch, VexrunError
 from .plan import Plan, compile_plan
 from .providers.base import Embedder
-from .recipe.loader import load_recipe
+from .recipe.loader import RecipeDoc, load_recipe
 from .registry import resolve
 from .reporting import Reporter
 from .stages.chunk import ChunkStage
@@ -593,10 +593,11 @@ class Runner:
                 counts["count_mismatch"] = True
 
 
-def run(recipe: str | os.PathLike[str], options: RunOptions | None = None) -> RunSummary:
-    """Load, compile and run a recipe. Raises a :class:`~vexrun.errors.VexrunError` subclass on failure
-    (an interrupted run raises :class:`~vexrun.errors.Interrupted` after saving its checkpoint)."""
+def run(recipe: str | os.PathLike[str] | RecipeDoc, options: RunOptions | None = None) -> RunSummary:
+    """Load, compile and run a recipe (a path, or an already loaded :class:`RecipeDoc`). Raises a
+    :class:`~vexrun.errors.VexrunError` subclass on failure (an interrupted run raises
+    :class:`~vexrun.errors.Interrupted` after saving its checkpoint)."""
     options = options or RunOptions()
-    doc = load_recipe(recipe, env_file=options.env_file)
+    doc = recipe if isinstance(recipe, RecipeDoc) else load_recipe(recipe, env_file=options.env_file)
     plan = compile_plan(doc)
     return Runner(plan, options).run()
