@@ -121,6 +121,21 @@ def _caps(spec_caps: Any) -> dict[str, Any] | None:
     return dataclasses.asdict(spec_caps) if spec_caps is not None else None
 
 
+def _other_models(doc: RecipeDoc, target_model: str) -> list[str]:
+    """Models named in the sidecars of vmig sources that are not the embedder's (cheap: no data is read)."""
+    from .vmig.sidecar import read_meta
+
+    found: set[str] = set()
+    for cfg in doc.sources:
+        if resolve("source", cfg.type).name != "vmig":
+            continue
+        path = doc.directory / cfg.path
+        meta = read_meta(path) if path.is_file() else None
+        if meta and meta[1] and isinstance(meta[1].get("models"), list):
+            found.update(str(m) for m in meta[1]["models"] if m and target_model not in str(m))
+    return sorted(found)
+
+
 def compile_plan(doc: RecipeDoc) -> Plan:
     """Compile a loaded recipe. Raises :class:`RecipeError` with every rule the recipe breaks."""
     model = doc.model
@@ -142,6 +157,32 @@ def compile_plan(doc: RecipeDoc) -> Plan:
         stages.append(StagePlan("source", f"{dotted(path)} ({spec.name})", _redacted(doc, path, cfg)))
 
     stages.append(StagePlan("chunk", "chunk", model.chunk.model_dump(mode="json")))
+
+    adapt = model.adapt
+    if adapt is not None:
+        if adapt.strategy in ("project", "reembed") and model.embed is None:
+            findings.append(
+                doc.finding(
+                    ("adapt", "strategy"),
+                    "needs-embedder",
+                    f"adapt '{adapt.strategy}' needs the target model: add an 'embed:' section",
+                )
+            )
+        if adapt.strategy == "truncate" and adapt.dims is None and model.embed is None:
+            findings.append(
+                doc.finding(("adapt",), "missing-field", "adapt 'truncate' needs 'dims' (or an 'embed:' section)")
+            )
+        stages.append(StagePlan("adapt", f"adapt ({adapt.strategy})", adapt.model_dump(mode="json")))
+    elif model.embed is not None:
+        other = _other_models(doc, str(getattr(model.embed, "model", "") or ""))
+        if other:
+            stages.append(
+                StagePlan(
+                    "adapt",
+                    "adapt (reembed)",
+                    {"strategy": "reembed", "because": f"the source vectors come from {', '.join(other)}"},
+                )
+            )
 
     embed_dims: int | None = None
     if model.embed is not None:

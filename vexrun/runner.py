@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 
 from .appendfile import AppendFile
@@ -34,6 +35,7 @@ from .providers.base import Embedder
 from .recipe.loader import RecipeDoc, load_recipe
 from .registry import resolve
 from .reporting import Reporter
+from .stages.adapt import AdaptStage
 from .stages.chunk import ChunkStage
 from .stages.embed import EmbedStage
 from .stages.graph import GraphStage
@@ -95,6 +97,13 @@ class RunSummary:
         if ch:
             note = f"+{ch.get('split', 0):,} parts from long texts" if ch.get("split") else ""
             rows.append(("chunk", ch.get("in", 0), ch.get("out", 0), ch.get("skipped", 0), 0, note))
+        ad = c.get("adapt")
+        if ad:
+            fit = c.get("adapt_fit")
+            note = f"adapted {ad.get('adapted', 0):,}"
+            if fit and "mean_cosine" in fit:
+                note += f"; fit mean cosine {fit['mean_cosine']:.3f} on {fit['holdout']:,} held back"
+            rows.append(("adapt", ad.get("in", 0), ad.get("out", 0), 0, ad.get("rejected", 0), note))
         em = c.get("embed")
         if em:
             note = f"computed {em.get('computed', 0):,}, cached {em.get('cached', 0):,}, kept {em.get('kept', 0):,}"
@@ -217,6 +226,7 @@ class Runner:
         self.events: EventLog | None = None
         self.rejects: AppendFile | None = None
         self.retries_base = 0
+        self.adapt: AdaptStage | None = None
 
     # -- set-up ------------------------------------------------------------------------------------
     def resume_command(self) -> str:
@@ -343,6 +353,7 @@ class Runner:
 
         chunk = ChunkStage(self.doc.model.chunk)
         graph = GraphStage(self.doc.model.graph)
+        self.adapt = self._adapt_stage(progress, resumed_at is not None)
         embed = None
         if self.embedder is not None:
             embed_stage = next(s for s in self.plan.stages if s.name == "embed")
@@ -420,6 +431,63 @@ class Runner:
             )
         return summary
 
+    def _adapt_stage(self, progress: Progress, resumed: bool) -> AdaptStage | None:
+        settings = self.doc.model.adapt
+        if settings is None or settings.strategy == "reembed":
+            return None
+        emb = self.embedder
+        stage = AdaptStage(
+            settings,
+            target_model=emb.model_id if emb is not None else None,
+            target_dims=emb.dims if emb is not None else None,
+        )
+        if settings.strategy != "project":
+            return stage
+        if resumed and stage.load(self.state.path):
+            return stage
+        assert emb is not None and self.cache is not None
+        self.say(f"Fitting the projection on up to {settings.sample:,} records ...")
+        xs, texts = self._sample(settings.sample)
+        if len(texts) < 16:
+            raise VexrunError(
+                f"adapt 'project' needs records with both a vector and a text to fit the map; found {len(texts)}"
+            )
+        key = next(st.fingerprint for st in self.plan.stages if st.name == "embed")
+        embed = EmbedStage(emb, self.cache, settings_key=key)
+        sample = Batch(records=[Record(id=f"fit-{i}", text=t) for i, t in enumerate(texts)])
+        ys = embed.process(sample)[0].vectors
+        assert ys is not None
+        report = stage.fit(np.stack(xs), ys, self.state.path)
+        progress.counts["adapt_fit"] = report
+        self.say(
+            f"Projection {len(xs[0])}-d → {ys.shape[1]}-d fitted on {report['train']:,} records; mean cosine "
+            f"{report.get('mean_cosine', float('nan')):.3f} on {report['holdout']:,} held back"
+        )
+        return stage
+
+    def _sample(self, limit: int) -> tuple[list[np.ndarray], list[str]]:
+        """Records that have both a vector and a text, from the start of the sources (a separate read)."""
+        xs: list[np.ndarray] = []
+        texts: list[str] = []
+        ctx = self._context()
+        for cfg, caps in zip(self.doc.sources, self.source_caps, strict=True):
+            source = resolve("source", cfg.type).implementation()(cfg, ctx)
+            source.open()
+            try:
+                for batch, _ in source.batches(None, 500):
+                    if caps is not None:
+                        batch = from_store(batch)
+                    for i, rec in enumerate(batch.records):
+                        vec = batch.vector(i)
+                        if vec is not None and rec.text:
+                            xs.append(vec.copy())
+                            texts.append(rec.text)
+                            if len(texts) >= limit:
+                                return xs, texts
+            finally:
+                source.close()
+        return xs, texts
+
     def _publish(self, counts: dict[str, Any]) -> None:
         """After a complete run: sign the .vmig.jsonl output, then push it to the encrypted backup."""
         model = self.doc.model
@@ -493,6 +561,21 @@ class Runner:
         n_in = len(batch)
         batch = chunk.process(batch)
         batch, dupes = _dedupe(batch)
+        if self.adapt is not None:
+            before = {rec.id: (rec, batch.vector(i)) for i, rec in enumerate(batch.records)}
+            n_adapt = len(batch)
+            batch, ac = self.adapt.process(batch)
+            ad = counts.setdefault("adapt", {})
+            ad["in"] = ad.get("in", 0) + n_adapt
+            ad["out"] = ad.get("out", 0) + len(batch)
+            ad["adapted"] = ad.get("adapted", 0) + ac.adapted
+            ad["rejected"] = ad.get("rejected", 0) + len(ac.rejected)
+            for rid, reason in ac.rejected.items():
+                rec, vec = before[rid]
+                self._reject("adapt", reason, src_id, record=rec, vector=vec)
+            rejected_adapt = len(ac.rejected)
+        else:
+            rejected_adapt = 0
         ch = counts.setdefault("chunk", {})
         ch["in"] = ch.get("in", 0) + n_in
         ch["out"] = ch.get("out", 0) + len(batch)
@@ -524,6 +607,7 @@ class Runner:
                     hint=f"fix it, then resume with: {self.resume_command()}",
                 )
 
+        rejected += rejected_adapt
         edges = graph.process(batch)
         gr = counts.setdefault("graph", {})
         gr["in"] = gr.get("in", 0) + len(batch)

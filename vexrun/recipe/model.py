@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..crypto.settings import SigningSettings
+from ..stages.adapt import AdaptSettings
 from ..registry import Kind, plugins
 from ..sync.settings import SyncSettings
 
@@ -103,6 +104,11 @@ def recipe_model() -> type[BaseModel]:
             default=None, description="The embedding model for records without a (matching) vector."
         )
         chunk: ChunkSettings = Field(default_factory=ChunkSettings)
+        adapt: AdaptSettings | None = Field(
+            default=None,
+            description="How vectors from another model fit the target: reembed (the default when `embed` is "
+            "set), project (a fitted linear map) or truncate (Matryoshka models).",
+        )
         graph: GraphSettings = Field(default_factory=GraphSettings)
         target: SinkT | None = Field(default=None, description="Where records go.")  # type: ignore[valid-type]
         targets: list[SinkT] | None = Field(  # type: ignore[valid-type]
