@@ -90,33 +90,48 @@ class RunSummary:
 
     def table(self) -> list[str]:
         c = self.counts
-        rows: list[tuple[str, int, int, int, int, str]] = []
+        # (stage, read, written, skipped, rejected, retried, note)
+        rows: list[tuple[str, int, int, int, int, int, str]] = []
         src = c.get("source", {})
-        rows.append(("source", src.get("read", 0), src.get("passed", 0), 0, src.get("rejected", 0), ""))
+        rows.append(("source", src.get("read", 0), src.get("passed", 0), 0, src.get("rejected", 0), 0, ""))
         ch = c.get("chunk", {})
         if ch:
             note = f"+{ch.get('split', 0):,} parts from long texts" if ch.get("split") else ""
-            rows.append(("chunk", ch.get("in", 0), ch.get("out", 0), ch.get("skipped", 0), 0, note))
+            rows.append(("chunk", ch.get("in", 0), ch.get("out", 0), ch.get("skipped", 0), 0, 0, note))
         ad = c.get("adapt")
         if ad:
             fit = c.get("adapt_fit")
             note = f"adapted {ad.get('adapted', 0):,}"
             if fit and "mean_cosine" in fit:
                 note += f"; fit mean cosine {fit['mean_cosine']:.3f} on {fit['holdout']:,} held back"
-            rows.append(("adapt", ad.get("in", 0), ad.get("out", 0), 0, ad.get("rejected", 0), note))
+            rows.append(("adapt", ad.get("in", 0), ad.get("out", 0), 0, ad.get("rejected", 0), 0, note))
+        for name in ("extract", "score", "dedup"):
+            st = c.get(name)
+            if st:
+                rows.append(
+                    (
+                        name,
+                        st.get("in", 0),
+                        st.get("out", 0),
+                        st.get("skipped", 0),
+                        st.get("rejected", 0),
+                        st.get("retries", 0),
+                        st.get("note", ""),
+                    )
+                )
         em = c.get("embed")
         if em:
             note = f"computed {em.get('computed', 0):,}, cached {em.get('cached', 0):,}, kept {em.get('kept', 0):,}"
-            if em.get("retries"):
-                note += f", {em['retries']:,} retries"
-            rows.append(("embed", em.get("in", 0), em.get("out", 0), 0, em.get("rejected", 0), note))
+            rows.append(
+                ("embed", em.get("in", 0), em.get("out", 0), 0, em.get("rejected", 0), em.get("retries", 0), note)
+            )
         gr = c.get("graph", {})
         if gr:
-            rows.append(("graph", gr.get("in", 0), gr.get("in", 0), 0, 0, f"{gr.get('edges', 0):,} edges"))
+            rows.append(("graph", gr.get("in", 0), gr.get("in", 0), 0, 0, 0, f"{gr.get('edges', 0):,} edges"))
         for title, st in c.get("store", {}).items():
-            rows.append((title, st.get("in", 0), st.get("written", 0), 0, st.get("rejected", 0), ""))
+            rows.append((title, st.get("in", 0), st.get("written", 0), 0, st.get("rejected", 0), 0, ""))
         if c.get("sign"):
-            rows.append(("sign", 0, 0, 0, 0, f"signature {c['sign']['signature']}"))
+            rows.append(("sign", 0, 0, 0, 0, 0, f"signature {c['sign']['signature']}"))
         if c.get("sync"):
             sy = c["sync"]
             note = (
@@ -127,11 +142,12 @@ class RunSummary:
                     f"{sy['bytes_pushed']:,} bytes pushed"
                 )
             )
-            rows.append(("sync", 0, 0, 0, 0, note))
+            rows.append(("sync", 0, 0, 0, 0, 0, note))
         width = max(len(r[0]) for r in rows)
-        out = [f"{'stage':<{width}}  {'read':>10}  {'written':>10}  {'skipped':>8}  {'rejected':>8}"]
-        for name, read, written, skipped, rejected, note in rows:
-            line = f"{name:<{width}}  {read:>10,}  {written:>10,}  {skipped:>8,}  {rejected:>8,}"
+        head = f"{'stage':<{width}}  {'read':>8}  {'written':>8}  {'skipped':>7}  {'rejected':>8}  {'retried':>7}"
+        out = [head]
+        for name, read, written, skipped, rejected, retried, note in rows:
+            line = f"{name:<{width}}  {read:>8,}  {written:>8,}  {skipped:>7,}  {rejected:>8,}  {retried:>7,}"
             out.append(line + (f"  {note}" if note else ""))
         mins, secs = divmod(self.elapsed_s, 60)
         tail = f"{self.status}: run {self.run_id}, {self.batches:,} batches in {int(mins)}m{secs:04.1f}s"
