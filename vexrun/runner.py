@@ -29,7 +29,7 @@ from .cache import EmbedCache
 from .checkpoint import Checkpoint, EventLog, Progress, StateDir
 from .connectors.base import Capabilities, Edge, RunContext, Sink, Source
 from .connectors.encoding import from_store, split_for, store_id, to_store
-from .errors import Interrupted, PlanMismatch, VexrunError
+from .errors import Interrupted, PlanMismatch, UsageError, VexrunError
 from .plan import Plan, compile_plan
 from .providers.base import Embedder
 from .recipe.loader import RecipeDoc, load_recipe
@@ -54,6 +54,8 @@ class RunOptions:
     progress: str = "auto"
     #: how the user invoked us, for the "resume with" hint
     command: str | None = None
+    #: re-feed the records a completed run rejected after its source (extract/embed/store failures)
+    retry_rejected: bool = False
 
 
 @dataclass
@@ -267,11 +269,17 @@ class Runner:
             embedder_spec=spec,
         )
 
-    def _build(self, ctx: RunContext) -> None:
-        for cfg in self.doc.sources:
-            self.sources.append(resolve("source", cfg.type).implementation()(cfg, ctx))
-        for cfg in self.doc.sources:
-            self.source_caps.append(resolve("source", cfg.type).capabilities)
+    def _build(self, ctx: RunContext, retry_file: str | None = None) -> None:
+        if retry_file is not None:
+            from .connectors.vmig_file import VmigSource, VmigSourceConfig
+
+            self.sources.append(VmigSource(VmigSourceConfig(path=retry_file), ctx))
+            self.source_caps.append(None)
+        else:
+            for cfg in self.doc.sources:
+                self.sources.append(resolve("source", cfg.type).implementation()(cfg, ctx))
+            for cfg in self.doc.sources:
+                self.source_caps.append(resolve("source", cfg.type).capabilities)
         for stage, cfg in zip([s for s in self.plan.stages if s.name == "store"], self.doc.targets, strict=True):
             spec = resolve("sink", cfg.type)
             self.sinks.append((stage.title, spec.implementation()(cfg, ctx)))
@@ -337,12 +345,55 @@ class Runner:
             if res is not None:
                 res.close()
 
+    def _prepare_retry(self, ck: Checkpoint) -> Progress:
+        """--retry-rejected: the records a completed run rejected after its source become the input of a new
+        run; the rejects it cannot retry (bad input lines) stay in the rejects file."""
+        progress = ck.read()
+        stored = ck.get_meta("fingerprint")
+        if progress is None or progress.status != "completed":
+            raise UsageError(
+                "nothing to retry: the last run of this recipe did not complete",
+                hint=f"finish it first with `{self.resume_command().replace(' --retry-rejected', '')}`",
+            )
+        if stored != self.plan.fingerprint:
+            raise PlanMismatch(f"{self.state.path}: the rejects belong to a run of another plan")
+        retry: list[bytes] = []
+        keep: list[bytes] = []
+        path = self.state.rejects_path
+        for line in path.read_bytes().splitlines(keepends=True) if path.exists() else []:
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                keep.append(line)
+                continue
+            stage = (obj.get("reject") or {}).get("stage")
+            if stage in (None, "source"):
+                keep.append(line)
+                continue
+            obj.pop("reject", None)
+            retry.append(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+        retry_file = self.state.path / "retry.vmig.jsonl"
+        retry_file.write_bytes(b"".join(retry))
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(b"".join(keep))
+        os.replace(tmp, path)
+        self.say(f"Retrying {len(retry):,} rejected record(s); {len(keep):,} bad input line(s) stay rejected.")
+        progress = ck.start(self.plan.fingerprint, self.plan.stage_fingerprints, orjson.dumps(self.plan.to_json()))
+        progress.stage_state["retry_file"] = str(retry_file)
+        progress.rejects_bytes = sum(len(x) for x in keep)
+        ck.commit(progress)
+        return progress
+
     def _run_locked(self, ck: Checkpoint, t0: float) -> RunSummary:
-        progress, resumed_at = self._decide(ck)
+        if self.options.retry_rejected:
+            progress, resumed_at = self._prepare_retry(ck), None
+        else:
+            progress, resumed_at = self._decide(ck)
         self.state.write_plan(orjson.dumps(self.plan.to_json(), option=orjson.OPT_INDENT_2))
         self.events = EventLog(self.state.events_path)
         ctx = self._context()
-        self._build(ctx)
+        retry_file = progress.stage_state.get("retry_file")
+        self._build(ctx, retry_file)
         total_est = self._estimate()
         if resumed_at is not None:
             of = f"/{total_est}" if total_est else ""
@@ -355,7 +406,7 @@ class Runner:
         else:
             self.events.emit("started", run=progress.run_id, fingerprint=self.plan.fingerprint)
 
-        fresh_rejects = resumed_at is None
+        fresh_rejects = resumed_at is None and not retry_file
         self.rejects = AppendFile(self.state.rejects_path, None if fresh_rejects else progress.rejects_bytes)
         self.cache = EmbedCache(self.state.cache_path)
 
@@ -678,7 +729,7 @@ class Runner:
         progress.source_index = index
         progress.cursor = next_cursor
         progress.batches += 1
-        progress.stage_state = {"graph": graph.state()}
+        progress.stage_state = {**progress.stage_state, "graph": graph.state()}
         progress.sink_state = {title: sink.state() for title, sink in self.sinks}
         progress.rejects_bytes = self.rejects.size
 

@@ -68,13 +68,19 @@ def validate_recipe(path: str, env_file: str | None, fmt: str) -> int:
 @click.option("--fresh", is_flag=True, help="Start over instead of resuming (the embedding cache is kept).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
 @click.option(
+    "--retry-rejected",
+    is_flag=True,
+    help="Re-run exactly the records the last (completed) run rejected after reading them, e.g. chunks every "
+    "LLM provider failed on; bad input lines stay rejected.",
+)
+@click.option(
     "--progress",
     type=click.Choice(["auto", "bar", "log", "none"]),
     default="auto",
     show_default=True,
     help="Progress bars on a terminal, periodic log lines otherwise.",
 )
-def run(recipe: str, env_file: str | None, fresh: bool, as_json: bool, progress: str) -> int:
+def run(recipe: str, env_file: str | None, fresh: bool, as_json: bool, retry_rejected: bool, progress: str) -> int:
     """Run RECIPE: validate it, compile it to a plan and run it with resumable checkpoints.
 
     A killed or interrupted run resumes where it stopped when the same command is run again. Exit 0 when
@@ -85,8 +91,14 @@ def run(recipe: str, env_file: str | None, fresh: bool, as_json: bool, progress:
     from ..runner import run as run_recipe
 
     parts = ["vexrun", "run", recipe] + (["--env-file", env_file] if env_file else [])
+    if retry_rejected:
+        parts.append("--retry-rejected")
     options = RunOptions(
-        env_file=env_file, fresh=fresh, progress=progress, command=" ".join(shlex.quote(p) for p in parts)
+        env_file=env_file,
+        fresh=fresh,
+        progress=progress,
+        command=" ".join(shlex.quote(p) for p in parts),
+        retry_rejected=retry_rejected,
     )
     summary = run_recipe(recipe, options)
     if as_json:
