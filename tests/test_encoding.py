@@ -8,7 +8,7 @@ import uuid
 import numpy as np
 
 from vexrun.connectors.base import Capabilities
-from vexrun.connectors.encoding import JSON_KEYS, ORIGINAL_ID, from_store, split_for, store_id, to_store
+from vexrun.connectors.encoding import JSON_KEYS, NO_METADATA, ORIGINAL_ID, from_store, split_for, store_id, to_store
 from vexrun.vmig import Batch, Record
 
 QDRANT_LIKE = Capabilities(ids="uuid-or-uint", metadata="lists")
@@ -31,7 +31,7 @@ def test_ids_become_uuids_and_come_back() -> None:
     ids = [r.id for r in stored.records]
     assert ids[0] != "mem-1" and uuid.UUID(ids[0])
     assert ids[1] == batch.records[1].id and ids[2] == "42"
-    assert uuid.UUID(ids[3]) and stored.records[3].metadata == {ORIGINAL_ID: "18446744073709551616"}
+    assert uuid.UUID(ids[3]) and stored.records[3].metadata == {ORIGINAL_ID: "18446744073709551616", NO_METADATA: True}
     assert stored.records[0].metadata[ORIGINAL_ID] == "mem-1"  # type: ignore[index]
     assert batch.records[0].id == "mem-1"  # the input batch is not mutated
     assert store_id("mem-1", QDRANT_LIKE) == ids[0] and store_id("42", QDRANT_LIKE) == "42"
@@ -64,3 +64,11 @@ def test_batches_are_split_by_records_and_bytes() -> None:
     huge = Batch.from_records([Record(id="solo", text="x" * 10_000)])
     assert [len(p) for p in split_for(huge, Capabilities(max_batch_bytes=100))] == [1]  # never an empty part
     assert list(split_for(big, None))[0] is big
+
+
+def test_empty_and_missing_metadata_stay_apart() -> None:
+    batch = Batch.from_records([Record(id="a-1", text="x", metadata={}), Record(id="a-2", text="y")])
+    stored = to_store(batch, QDRANT_LIKE)
+    assert all(r.metadata and ORIGINAL_ID in r.metadata for r in stored.records)
+    back = from_store(stored)
+    assert [(r.id, r.metadata) for r in back.records] == [("a-1", {}), ("a-2", None)]

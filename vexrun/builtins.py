@@ -35,7 +35,9 @@ _QDRANT = Capabilities(
     metrics=("cosine", "dot", "l2"),
     metadata="nested",
     namespaces=True,
-    max_batch_records=256,
+    # one write of up to 1,024 points is sent as requests of 256 (Qdrant's advice: 64-256 per upsert), up to
+    # `parallel` of them in flight against a server, one after the other in local mode
+    max_batch_records=1024,
     max_batch_bytes=32 * 1024 * 1024,
     vectors="normalized",
     needs_vectors=True,
@@ -44,11 +46,15 @@ _QDRANT = Capabilities(
 _CHROMA = Capabilities(
     ids="any",
     metrics=("cosine", "l2", "dot"),
-    metadata="scalars",
+    # Chroma 1.5 keeps non-empty lists of one scalar type natively; the sink JSON-encodes the rest itself
+    # (empty lists, integers beyond 64 bits) under the same _vexrun_json convention
+    metadata="lists",
+    list_types_uniform=True,
     metadata_nulls=False,
     namespaces=True,
     max_batch_records=5000,
-    vectors="float32",
+    # cosine collections return each value within 1 ulp of what was written (l2 / ip ones bit-exact)
+    vectors="normalized",
     needs_vectors=True,
     search=True,
 )
@@ -58,7 +64,10 @@ _MILVUS = Capabilities(
     max_dims=32768,
     metrics=("cosine", "l2", "dot"),
     metadata="nested",
+    # a JSON field holds at most 64 KiB (texts over 65,535 bytes are refused per record by the sink)
+    max_metadata_bytes=65_536,
     namespaces=True,
+    # one write is sent as upserts of at most 16 MB, `concurrency` in flight (Milvus refuses messages over 64 MB)
     max_batch_bytes=32 * 1024 * 1024,
     vectors="float32",
     needs_vectors=True,

@@ -195,11 +195,19 @@ def compile_plan(doc: RecipeDoc) -> Plan:
 
     stages.append(StagePlan("graph", "graph", model.graph.model_dump(mode="json")))
 
-    source_kinds = {resolve("source", c.type).name for c in doc.sources}
+    # Sources that never carry vectors (conversation exports) need an embedder before an ANN target; stores
+    # and .vmig.jsonl files bring their own.
+    vectorless = sorted(
+        {
+            spec.name
+            for spec in (resolve("source", c.type) for c in doc.sources)
+            if spec.name != "vmig" and (spec.capabilities is None or spec.capabilities.vectors == "none")
+        }
+    )
     for path, cfg in zip(doc.target_paths(), doc.targets, strict=True):
         spec = resolve("sink", cfg.type)
         caps = spec.capabilities
-        if caps is not None and caps.needs_vectors and model.embed is None and source_kinds - {"vmig", "sqlite"}:
+        if caps is not None and caps.needs_vectors and model.embed is None and vectorless:
             findings.append(
                 doc.finding(
                     path,

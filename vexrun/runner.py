@@ -31,6 +31,7 @@ from .connectors.base import Capabilities, Edge, RunContext, Sink, Source
 from .connectors.encoding import from_store, split_for, store_id, to_store
 from .errors import Interrupted, PlanMismatch, UsageError, VexrunError
 from .plan import Plan, compile_plan
+from .prefetch import prefetch
 from .providers.base import Embedder
 from .recipe.loader import RecipeDoc, load_recipe
 from .registry import resolve
@@ -438,7 +439,8 @@ class Runner:
             for index in range(progress.source_index, len(self.sources)):
                 source = self.sources[index]
                 cursor = progress.cursor if index == progress.source_index else None
-                for batch, next_cursor in source.batches(cursor, batch_size):
+                batches = source.batches(cursor, batch_size)
+                for batch, next_cursor in prefetch(batches) if source.prefetch else batches:
                     if self.source_caps[index] is not None:
                         batch = from_store(batch)
                     self._process(batch, index, next_cursor, progress, chunk, embed, graph, prepared)

@@ -114,6 +114,9 @@ class Source:
     """Reads records in batches from a resumable cursor."""
 
     name: ClassVar[str] = "source"
+    #: True if ``batches()`` may run in a background thread (its connection is not bound to the thread that
+    #: opened it), so the runner reads the next batch while the sinks write this one.
+    prefetch: ClassVar[bool] = False
 
     def __init__(self, config: Any, ctx: RunContext) -> None:
         self.config = config

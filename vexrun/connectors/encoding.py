@@ -29,6 +29,8 @@ __all__ = ["JSON_KEYS", "ORIGINAL_ID", "from_store", "needs_encoding", "split_fo
 
 ORIGINAL_ID = "_vexrun_id"
 JSON_KEYS = "_vexrun_json"
+#: set when the record had no metadata at all (None, not {}) and encoding had to add some
+NO_METADATA = "_vexrun_nometa"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 _UINT = re.compile(r"(0|[1-9][0-9]{0,18})\Z")
 
@@ -74,6 +76,8 @@ def _encode_record(rec: Record, caps: Capabilities) -> Record:
         new_id = uuid_for(rec.id)
         changed_meta = dict(meta or {})
         changed_meta[ORIGINAL_ID] = rec.id
+        if meta is None:
+            changed_meta[NO_METADATA] = True
     if meta:
         encoded = [k for k, v in meta.items() if not _value_ok(v, caps)]
         if encoded:
@@ -107,17 +111,18 @@ def to_store(batch: Batch, caps: Capabilities | None) -> Batch:
 
 def _decode_record(rec: Record) -> Record:
     meta = rec.metadata
-    if not meta or (ORIGINAL_ID not in meta and JSON_KEYS not in meta):
+    if not meta or (ORIGINAL_ID not in meta and JSON_KEYS not in meta and NO_METADATA not in meta):
         return rec
     meta = dict(meta)
     rid = meta.pop(ORIGINAL_ID, rec.id)
+    none = bool(meta.pop(NO_METADATA, False))
     keys = meta.pop(JSON_KEYS, None)
     if isinstance(keys, str):
         for key in orjson.loads(keys):
             value = meta.get(key)
             if isinstance(value, str):
                 meta[key] = orjson.loads(value)
-    return msgspec.structs.replace(rec, id=str(rid), metadata=meta or None)
+    return msgspec.structs.replace(rec, id=str(rid), metadata=None if none else meta)
 
 
 def from_store(batch: Batch) -> Batch:

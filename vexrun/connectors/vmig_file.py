@@ -52,6 +52,7 @@ def edges_path(data: Path) -> Path:
 
 class VmigSource(Source):
     name = "vmig"
+    prefetch = True
 
     def __init__(self, config: VmigSourceConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)

@@ -49,63 +49,87 @@ def record_from_object(obj: dict[str, Any]) -> tuple[Record, list[float] | None]
 
 
 class _Builder:
+    """Collects one batch. Vectors are turned into float32 every ``_CHUNK`` records, so the Python float
+    lists of at most that many records are alive at once, whatever the batch size."""
+
+    _CHUNK = 256
+
     def __init__(self) -> None:
         self.records: list[Record] = []
-        self.vectors: list[list[float]] = []
-        self.vec_rows: list[int] = []
         self.lines: list[int] = []
-        self.raws: list[bytes] = []
         self.rejects: list[Reject] = []
         self.warnings: list[Finding] = []
         self.dims: int | None = None
         self.nbytes = 0
+        self.chunks: list[np.ndarray] = []
+        self.vec_rows: list[int] = []
+        self.pending: list[list[float]] = []
+        self.pending_rows: list[int] = []
+        self.pending_raws: list[bytes] = []
+        #: row → raw line of records whose vector does not fit float32
+        self.overflow: dict[int, bytes] = {}
 
     def __len__(self) -> int:
         return len(self.records)
 
     def add(self, rec: Record, vec: list[float] | None, lineno: int, raw: bytes) -> None:
         if vec is not None:
-            self.vec_rows.append(len(self.records))
-            self.vectors.append(vec)
+            self.pending.append(vec)
+            self.pending_rows.append(len(self.records))
+            self.pending_raws.append(raw)
             self.dims = len(vec)
+            if len(self.pending) >= self._CHUNK:
+                self._convert()
         self.records.append(rec)
         self.lines.append(lineno)
-        self.raws.append(raw)
         self.nbytes += len(raw)
 
+    def _convert(self) -> None:
+        if not self.pending:
+            return
+        # Lists of Python floats convert fastest to float64; astype then rounds each value to the nearest
+        # float32, exactly as a direct conversion would.
+        with np.errstate(over="ignore"):
+            rows = np.array(self.pending, dtype=np.float64).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = np.isfinite(rows).all(axis=1)
+        if not finite.all():
+            for j in np.flatnonzero(~finite).tolist():
+                self.overflow[self.pending_rows[j]] = self.pending_raws[j]
+        self.chunks.append(rows)
+        self.vec_rows.extend(self.pending_rows)
+        self.pending, self.pending_rows, self.pending_raws = [], [], []
+
     def build(self, cursor: tuple[int, int]) -> Batch:
+        self._convert()
         n = len(self.records)
         batch = Batch(records=self.records, lines=self.lines, rejects=self.rejects, warnings=self.warnings)
         batch.cursor = cursor
-        if self.vectors and self.dims is not None:
-            # Lists of Python floats convert fastest to float64; astype then rounds each value to the
-            # nearest float32, exactly as a direct conversion would.
-            with np.errstate(over="ignore"):
-                rows = np.array(self.vectors, dtype=np.float64).astype(np.float32)
-            if len(self.vectors) == n:
-                mat = rows
-                mask = np.ones(n, dtype=bool)
-            else:
-                mat = np.zeros((n, self.dims), dtype=np.float32)
-                mat[self.vec_rows] = rows
-                mask = np.zeros(n, dtype=bool)
-                mask[self.vec_rows] = True
-            with np.errstate(over="ignore", invalid="ignore"):
-                finite = np.asarray(np.isfinite(mat).all(axis=1), dtype=bool)
-            if not finite.all():
-                # Finite in the file but out of float32's range: reject, never write it wrongly.
-                keep = [bool(k) for k in finite]
-                for i in np.flatnonzero(~finite).tolist():
-                    rec = self.records[i]
-                    msg = "vector holds a value outside the float32 range (|x| > 3.4e38)"
-                    batch.rejects.append(
-                        Reject(self.lines[i], [make(self.lines[i], "non-finite", msg, rec.id)], self.raws[i])
-                    )
-                batch.records = [r for r, k in zip(self.records, keep, strict=True) if k]
-                batch.lines = [ln for ln, k in zip(self.lines, keep, strict=True) if k]
-                mat, mask = mat[finite], mask[finite]
-                batch.rejects.sort(key=lambda r: r.line)
-            batch.vectors, batch.has_vector = mat, mask
+        if not self.chunks or self.dims is None:
+            return batch
+        rows = self.chunks[0] if len(self.chunks) == 1 else np.concatenate(self.chunks)
+        if len(self.vec_rows) == n:
+            mat = rows
+            mask = np.ones(n, dtype=bool)
+        else:
+            mat = np.zeros((n, self.dims), dtype=np.float32)
+            mat[self.vec_rows] = rows
+            mask = np.zeros(n, dtype=bool)
+            mask[self.vec_rows] = True
+        if self.overflow:
+            # Finite in the file but out of float32's range: reject, never write it wrongly.
+            for i, raw in sorted(self.overflow.items()):
+                rec = self.records[i]
+                msg = "vector holds a value outside the float32 range (|x| > 3.4e38)"
+                batch.rejects.append(Reject(self.lines[i], [make(self.lines[i], "non-finite", msg, rec.id)], raw))
+            keep = np.ones(n, dtype=bool)
+            keep[list(self.overflow)] = False
+            flags = keep.tolist()
+            batch.records = [r for r, k in zip(self.records, flags, strict=True) if k]
+            batch.lines = [ln for ln, k in zip(self.lines, flags, strict=True) if k]
+            mat, mask = mat[keep], mask[keep]
+            batch.rejects.sort(key=lambda r: r.line)
+        batch.vectors, batch.has_vector = mat, mask
         return batch
 
 

@@ -1,0 +1,118 @@
+"""Chroma as a source: ``get(limit, offset)`` pages in the collection's stable (insertion) order; the cursor
+is the number of records already read and the id of the last one. Each page re-reads the record before it to
+check the offsets did not shift, and at the end the count read is checked against the collection's own
+count: a paging that lost records fails loudly instead of exporting part of the collection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ...errors import InvalidInput
+from ...vmig.batch import Batch
+from ..base import Cursor, RunContext, Source
+from .client import Store, rows_to_batch
+from .config import ChromaSourceConfig
+
+__all__ = ["READ_PAGE", "ChromaSource"]
+
+_INCLUDE = ["embeddings", "documents", "metadatas"]
+#: Records per ``get``: larger pages are slower and cost more memory (the JSON of the embeddings is parsed
+#: into Python floats); measured at 30k x 384-d: pages of 1,000 export in 6.9 s / 310 MB, of 5,000 in
+#: 8.9 s / 596 MB; pages of 500 keep vexrun near 200 MB at about the same speed. A bigger run.batch_size
+#: gives batches of this size.
+READ_PAGE = 500
+
+
+class ChromaSource(Source):
+    name = "chroma"
+
+    def __init__(self, config: ChromaSourceConfig, ctx: RunContext) -> None:
+        super().__init__(config, ctx)
+        self.cfg = config
+        self.store = Store(config, ctx)
+        self.read = 0
+        self.expected: int | None = None
+
+    def open(self) -> None:
+        self.store.open(create_dir=False)
+        if self.store.get_collection() is None:
+            self.store.close()
+            raise InvalidInput(f"chroma collection '{self.cfg.collection}' at {self.store.where} does not exist")
+
+    def identity(self) -> str:
+        ns = f"#{self.cfg.namespace}" if self.cfg.namespace is not None else ""
+        return f"chroma:{self.cfg.collection}{ns}"
+
+    def estimate(self) -> int | None:
+        if self.cfg.namespace is not None:
+            return None  # Chroma counts a whole collection only
+        self.expected = int(self.store.call("counting", self.store.coll.count))
+        return self.expected
+
+    def batches(self, cursor: Cursor | None, batch_size: int) -> Iterator[tuple[Batch, Cursor]]:
+        """Pages of ``batch_size`` by offset. Each page after the first also fetches the record before it and
+        checks that it is still the last one read: records deleted behind the cursor would otherwise shift
+        the offsets and silently skip records that were never read."""
+        store = self.store
+        offset = int(cursor.get("offset", 0)) if cursor else 0
+        last: str | None = cursor.get("last") if cursor else None
+        where = store.where_namespace(self.cfg.namespace)
+        page = max(1, min(batch_size, READ_PAGE))
+        while True:
+            overlap = 1 if last is not None and offset > 0 else 0
+            got = store.call(
+                "reading records",
+                store.coll.get,
+                limit=page + overlap,
+                offset=offset - overlap,
+                where=where,
+                include=_INCLUDE,
+            )
+            if overlap:
+                if not got["ids"] or got["ids"][0] != last:
+                    raise InvalidInput(
+                        f"chroma collection '{self.cfg.collection}' at {store.where} changed while it was read "
+                        f"(the record at position {offset:,} is no longer '{last}')",
+                        hint="run the export again with --fresh when nothing writes to the collection",
+                    )
+                got = {k: (v[1:] if isinstance(v, list) or hasattr(v, "shape") else v) for k, v in got.items()}
+            n = len(got["ids"])
+            if n:
+                offset += n
+                last = str(got["ids"][-1])
+                self.read += n
+                yield rows_to_batch(got, self.cfg), {"offset": offset, "last": last}
+            if n < page:
+                break
+        self._verify(offset)
+
+    def _verify(self, total_read: int) -> None:
+        """Compare what was read (over all resumed parts) with what the collection holds."""
+        if self.cfg.namespace is not None:
+            return
+        holds = int(self.store.call("counting", self.store.coll.count))
+        if holds != total_read:
+            raise InvalidInput(
+                f"chroma collection '{self.cfg.collection}' at {self.store.where} holds {holds:,} records but "
+                f"{total_read:,} were read",
+                hint="the collection changed while it was read; run the export again with --fresh",
+            )
+
+    def report(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"read": self.read}
+        if self.expected is not None:
+            out["expected"] = self.expected
+        return out
+
+    def check(self) -> str:
+        try:
+            self.open()
+            n = self.estimate()
+            what = f"{n:,} records" if n is not None else f"namespace '{self.cfg.namespace}'"
+            return f"{self.identity()} at {self.store.where}: readable, {what}"
+        finally:
+            self.store.close()
+
+    def close(self) -> None:
+        self.store.close()
