@@ -440,7 +440,8 @@ class Runner:
                 source = self.sources[index]
                 cursor = progress.cursor if index == progress.source_index else None
                 batches = source.batches(cursor, batch_size)
-                for batch, next_cursor in prefetch(batches) if source.prefetch else batches:
+                overlap = source.prefetch and any(sink.io_bound for _, sink in self.sinks)
+                for batch, next_cursor in prefetch(batches) if overlap else batches:
                     if self.source_caps[index] is not None:
                         batch = from_store(batch)
                     self._process(batch, index, next_cursor, progress, chunk, embed, graph, prepared)

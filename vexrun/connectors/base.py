@@ -158,6 +158,9 @@ class Sink:
 
     name: ClassVar[str] = "sink"
     capabilities: ClassVar[Capabilities] = Capabilities()
+    #: True if writing mostly waits on a server (network, a database process): then reading the next batch
+    #: in a background thread overlaps with the write. A CPU-bound sink (a local file) gains nothing from it.
+    io_bound: ClassVar[bool] = False
 
     def __init__(self, config: Any, ctx: RunContext) -> None:
         self.config = config

@@ -27,6 +27,7 @@ __all__ = ["ChromaSink"]
 
 class ChromaSink(Sink):
     name = "chroma"
+    io_bound = True
 
     def __init__(self, config: ChromaSinkConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)

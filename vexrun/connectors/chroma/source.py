@@ -26,6 +26,7 @@ READ_PAGE = 500
 
 class ChromaSource(Source):
     name = "chroma"
+    prefetch = True  # an HTTP client: the next page is read while the sinks write
 
     def __init__(self, config: ChromaSourceConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)

@@ -79,6 +79,7 @@ class MilvusSinkConfig(MilvusStoreConfig):
 
 class MilvusSink(Sink):
     name = "milvus"
+    io_bound = True
 
     def __init__(self, config: MilvusSinkConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)
