@@ -72,7 +72,11 @@ def test_env_secret_never_leaks(tmp_path: Path) -> None:
         assert "Traceback" not in res.output
     plan = json.loads(outputs[2].out)
     assert plan["secrets"] == [
-        {"field": "embed.api_key", "refs": [{"kind": "env", "name": "OPENAI_API_KEY", "set": True}], "literal": False}
+        {
+            "field": "embed.api_key",
+            "refs": [{"kind": "env", "name": "OPENAI_API_KEY", "set": True, "default": False}],
+            "literal": False,
+        }
     ]
     embed = next(s for s in plan["stages"] if s["stage"] == "embed")
     assert embed["settings"]["api_key"] == "${OPENAI_API_KEY}"

@@ -21,6 +21,7 @@ _FILE = Capabilities(ids="any", metrics=("cosine", "dot", "l2"), metadata="lists
 
 _PGVECTOR = Capabilities(
     ids="any",
+    max_id_bytes=2000,
     max_dims=16000,
     metrics=("cosine", "l2", "dot"),
     metadata="nested",
@@ -28,6 +29,7 @@ _PGVECTOR = Capabilities(
     vectors="float32",
     needs_vectors=True,
     search=True,
+    edges=True,
 )
 _QDRANT = Capabilities(
     ids="uuid-or-uint",

@@ -121,7 +121,10 @@ class PlanReport:
                     out.append(f"  {s['field']}  written into the recipe (warning: use ${{VAR}})")
                 for ref in s["refs"]:
                     shown = f"${{file:{ref['name']}}}" if ref["kind"] == "file" else f"${{{ref['name']}}}"
-                    out.append(f"  {s['field']}  {shown} ({'set' if ref['set'] else 'MISSING'})")
+                    state = (
+                        "set" if ref["set"] else ("not set: the default applies" if ref.get("default") else "MISSING")
+                    )
+                    out.append(f"  {s['field']}  {shown} ({state})")
         run = p.doc.model.run
         out.append(f"state    {p.state_dir}")
         out.append(f"resume   {self.resume['detail']}")

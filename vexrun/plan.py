@@ -264,7 +264,15 @@ def compile_plan(doc: RecipeDoc) -> Plan:
         plan.secrets.append(
             {
                 "field": dotted(spath),
-                "refs": [{"kind": r.kind, "name": r.name, "set": r.resolved and not r.used_default} for r in refs],
+                "refs": [
+                    {
+                        "kind": r.kind,
+                        "name": r.name,
+                        "set": r.resolved and not r.used_default,
+                        "default": r.used_default,
+                    }
+                    for r in refs
+                ],
                 "literal": not refs,
             }
         )
