@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..crypto.settings import SigningSettings
-from ..stages.adapt import AdaptSettings
 from ..registry import Kind, plugins
+from ..stages.adapt import AdaptSettings
 from ..sync.settings import SyncSettings
 
 __all__ = ["ChunkSettings", "GraphSettings", "RunSettings", "Strict", "plugin_union", "recipe_model"]
