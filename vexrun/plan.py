@@ -136,23 +136,40 @@ def _other_models(doc: RecipeDoc, target_model: str) -> list[str]:
     return sorted(found)
 
 
+def _describe_llm(doc: RecipeDoc) -> Any:
+    """The cascade as the plan shows it: providers in order, their models, budgets and how many keys are set
+    (never the keys). Built without any network call."""
+    from .providers.llm.cascade import describe_provider
+    from .providers.llm.settings import LLMSettings, build_providers
+
+    settings = doc.model.llm or LLMSettings()
+    redacted = _redacted(doc, ("llm",), settings) if doc.model.llm is not None else {"providers": "auto"}
+    try:
+        providers = build_providers(settings, probe=False)
+    except Exception as exc:  # noqa: BLE001 - the plan reports, the run fails with the real error
+        return {**redacted, "problem": str(exc)}
+    described = [describe_provider(p) for p in providers]  # key counts only, never a key
+    return {**redacted, "cascade": described or "no provider has a key set (and Ollama is not probed by plan)"}
+
+
 def compile_plan(doc: RecipeDoc) -> Plan:
     """Compile a loaded recipe. Raises :class:`RecipeError` with every rule the recipe breaks."""
     model = doc.model
     findings: list[RecipeFinding] = []
     stages: list[StagePlan] = []
 
-    if model.mode in ("extract", "smart"):
+    facts = model.mode in ("extract", "smart")
+    if facts and model.embed is None and model.dedup.semantic:
         findings.append(
             doc.finding(
                 ("mode",),
-                "mode-unavailable",
-                f"mode '{model.mode}' needs the extract, score and dedup stages, which this version of vexrun "
-                "does not have yet; use 'mode: raw'",
+                "needs-embedder",
+                f"mode '{model.mode}' deduplicates facts by embedding: add an 'embed:' section "
+                "(or set 'dedup: {semantic: false}')",
             )
         )
 
-    for path, cfg in zip(doc.source_paths(), doc.sources, strict=True):
+    for path, cfg in zip(doc.source_paths(), doc.effective_sources(), strict=True):
         spec = resolve("source", cfg.type)
         stages.append(StagePlan("source", f"{dotted(path)} ({spec.name})", _redacted(doc, path, cfg)))
 
@@ -183,6 +200,13 @@ def compile_plan(doc: RecipeDoc) -> Plan:
                     {"strategy": "reembed", "because": f"the source vectors come from {', '.join(other)}"},
                 )
             )
+
+    if facts:
+        extract_settings = model.extract.model_dump(mode="json")
+        extract_settings["llm"] = _describe_llm(doc)
+        stages.append(StagePlan("extract", "extract (LLM)", extract_settings))
+        stages.append(StagePlan("score", "score", model.score.model_dump(mode="json")))
+        stages.append(StagePlan("dedup", "dedup", model.dedup.model_dump(mode="json")))
 
     embed_dims: int | None = None
     if model.embed is not None:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -30,6 +30,9 @@ from .checkpoint import Checkpoint, EventLog, Progress, StateDir
 from .connectors.base import Capabilities, Edge, RunContext, Sink, Source
 from .connectors.encoding import from_store, split_for, store_id, to_store
 from .errors import Interrupted, PlanMismatch, UsageError, VexrunError
+
+if TYPE_CHECKING:
+    from .facts import FactsPipeline
 from .plan import Plan, compile_plan
 from .prefetch import prefetch
 from .providers.base import Embedder
@@ -246,6 +249,7 @@ class Runner:
         self.rejects: AppendFile | None = None
         self.retries_base = 0
         self.adapt: AdaptStage | None = None
+        self.facts: FactsPipeline | None = None
 
     # -- set-up ------------------------------------------------------------------------------------
     def resume_command(self) -> str:
@@ -277,9 +281,8 @@ class Runner:
             self.sources.append(VmigSource(VmigSourceConfig(path=retry_file), ctx))
             self.source_caps.append(None)
         else:
-            for cfg in self.doc.sources:
+            for cfg in self.doc.effective_sources():
                 self.sources.append(resolve("source", cfg.type).implementation()(cfg, ctx))
-            for cfg in self.doc.sources:
                 self.source_caps.append(resolve("source", cfg.type).capabilities)
         for stage, cfg in zip([s for s in self.plan.stages if s.name == "store"], self.doc.targets, strict=True):
             spec = resolve("sink", cfg.type)
@@ -342,6 +345,8 @@ class Runner:
                 self.embedder.close()
             except Exception:  # noqa: BLE001
                 pass
+        if self.facts is not None:
+            self.facts.close()
         for res in (self.cache, self.events, self.rejects):
             if res is not None:
                 res.close()
@@ -428,6 +433,16 @@ class Runner:
             embed = EmbedStage(self.embedder, self.cache, settings_key=embed_stage.fingerprint)
         if resumed_at is not None:
             graph.restore(progress.stage_state.get("graph", {}))
+        if self.doc.model.mode in ("extract", "smart"):
+            from .facts import FactsPipeline  # the LLM stack (httpx) only when a run needs it
+
+            self.facts = FactsPipeline(
+                self.doc.model, self.state.path, embed, say=self.say, retry=self.options.retry_rejected
+            )
+            self.facts.open(
+                progress.stage_state.get("facts") if resumed_at is not None else None,
+                progress.counts.get("llm") if resumed_at is not None else None,
+            )
         counts = progress.counts
         counts.setdefault("source", {})
         self.retries_base = int(counts.get("embed", {}).get("retries", 0))
@@ -602,6 +617,48 @@ class Runner:
         size = self.doc.model.run.batch_size
         return max(1, -(-total // size)) if total else None
 
+    def _facts(self, batch: Batch, counts: dict[str, Any], src_id: str) -> tuple[Batch, list[str], int]:
+        """extract → score → dedup. Chunks every provider failed on go to the rejects file (stage extract),
+        from where `--retry-rejected` takes them again."""
+        assert self.facts is not None
+        n_chunks = len(batch)
+        step = self.facts.process(batch)
+        ex_counts = self.facts.last_extract
+        dd_counts = self.facts.last_dedup
+        for rec, reason in step.failed.values():
+            self._reject("extract", reason, src_id, record=rec)
+        usage = self.facts.usage()["total"]
+        ex = counts.setdefault("extract", {})
+        ex["in"] = ex.get("in", 0) + n_chunks
+        ex["out"] = ex.get("out", 0) + ex_counts.facts
+        ex["rejected"] = ex.get("rejected", 0) + len(step.failed)
+        ex["skipped"] = ex.get("skipped", 0) + ex_counts.skipped
+        ex["retries"] = int(usage.get("retries", 0))
+        cost = f", ${usage['cost_usd']:.4f}" if "cost_usd" in usage else ""
+        ex["note"] = (
+            f"{usage.get('calls', 0):,} calls ({usage.get('cached', 0):,} cached), "
+            f"{usage.get('input_tokens', 0):,} in / {usage.get('output_tokens', 0):,} out tokens{cost}"
+        )
+        n_facts = len(step.facts) - len(step.updated)
+        sc = counts.setdefault("score", {})
+        sc["in"] = sc.get("in", 0) + ex_counts.facts
+        sc["out"] = sc.get("out", 0) + ex_counts.facts
+        dd = counts.setdefault("dedup", {})
+        merged = dd_counts.exact + dd_counts.semantic
+        dd["in"] = dd.get("in", 0) + ex_counts.facts
+        dd["out"] = dd.get("out", 0) + n_facts
+        dd["skipped"] = dd.get("skipped", 0) + merged
+        dd["exact"] = dd.get("exact", 0) + dd_counts.exact
+        dd["semantic"] = dd.get("semantic", 0) + dd_counts.semantic
+        dd["note"] = f"merged {dd['exact']:,} exact and {dd['semantic']:,} near duplicates"
+        if step.failed and self.doc.model.run.on_error == "fail":
+            first = next(iter(step.failed.values()))[1]
+            raise VexrunError(
+                f"{len(step.failed)} chunk(s) failed on every LLM provider ({first}) and run.on_error is 'fail'",
+                hint=f"resume with: {self.resume_command()}",
+            )
+        return step.facts, step.updated, len(step.failed)
+
     def _reject(self, stage: str, reason: str, source: str, **kw: Any) -> None:
         assert self.rejects is not None
         self.rejects.write(_reject_line(stage, reason, source, **kw))
@@ -631,6 +688,10 @@ class Runner:
         n_in = len(batch)
         batch = chunk.process(batch)
         batch, dupes = _dedupe(batch)
+        updated: list[str] = []
+        if self.facts is not None:
+            batch, updated, failed = self._facts(batch, counts, src_id)
+            rejected += failed
         if self.adapt is not None:
             before = {rec.id: (rec, batch.vector(i)) for i, rec in enumerate(batch.records)}
             n_adapt = len(batch)
@@ -678,7 +739,7 @@ class Runner:
                 )
 
         rejected += rejected_adapt
-        edges = graph.process(batch)
+        edges = self.facts.edges(batch, updated) if self.facts is not None else graph.process(batch)
         gr = counts.setdefault("graph", {})
         gr["in"] = gr.get("in", 0) + len(batch)
         gr["edges"] = gr.get("edges", 0) + len(edges)
@@ -733,6 +794,9 @@ class Runner:
         progress.cursor = next_cursor
         progress.batches += 1
         progress.stage_state = {**progress.stage_state, "graph": graph.state()}
+        if self.facts is not None:
+            progress.stage_state["facts"] = self.facts.state()
+            counts["llm"] = self.facts.usage()
         progress.sink_state = {title: sink.state() for title, sink in self.sinks}
         progress.rejects_bytes = self.rejects.size
 

@@ -90,6 +90,16 @@ class RecipeDoc:
     def sources(self) -> list[Any]:
         return [self.model.source] if self.model.source is not None else list(self.model.sources or [])
 
+    def effective_sources(self) -> list[Any]:
+        """The sources as the run uses them: in smart mode, conversation exports chunk per conversation
+        (exchanges for short conversations, windows for long ones) whatever their `chunk:` says."""
+        out = []
+        for cfg in self.sources:
+            if self.model.mode == "smart" and "chunk" in type(cfg).model_fields and cfg.chunk != "smart":
+                cfg = cfg.model_copy(update={"chunk": "smart"})
+            out.append(cfg)
+        return out
+
     @property
     def targets(self) -> list[Any]:
         return [self.model.target] if self.model.target is not None else list(self.model.targets or [])

@@ -11,11 +11,13 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..crypto.settings import SigningSettings
+from ..providers.llm.settings import LLMSettings
 from ..registry import Kind, plugins
 from ..stages.adapt import AdaptSettings
+from ..stages.settings_extract import DedupSettings, ExtractSettings, FactGraphSettings, ScoreSettings
 from ..sync.settings import SyncSettings
 
-__all__ = ["ChunkSettings", "GraphSettings", "RunSettings", "Strict", "plugin_union", "recipe_model"]
+__all__ = ["ChunkSettings", "RunSettings", "Strict", "plugin_union", "recipe_model"]
 
 
 #: plugins whose config model could not be imported: "kind name" -> error
@@ -32,12 +34,6 @@ class ChunkSettings(Strict):
 
     max_chars: int = Field(default=2000, ge=200, description="Longest text embedded as one record.")
     overlap_chars: int = Field(default=200, ge=0, description="Characters shared by consecutive parts.")
-
-
-class GraphSettings(Strict):
-    """The ``graph`` stage: edges between records, written to stores that keep edges."""
-
-    temporal: bool = Field(default=True, description="Link consecutive chunks of a conversation.")
 
 
 class RunSettings(Strict):
@@ -104,12 +100,24 @@ def recipe_model() -> type[BaseModel]:
             default=None, description="The embedding model for records without a (matching) vector."
         )
         chunk: ChunkSettings = Field(default_factory=ChunkSettings)
+        llm: LLMSettings | None = Field(
+            default=None,
+            description="extract / smart mode: the LLM providers to call, in order (default: auto — those whose "
+            "keys are set, plus a local Ollama that answers).",
+        )
+        extract: ExtractSettings = Field(default_factory=ExtractSettings)
+        score: ScoreSettings = Field(default_factory=ScoreSettings)
+        dedup: DedupSettings = Field(default_factory=DedupSettings)
         adapt: AdaptSettings | None = Field(
             default=None,
             description="How vectors from another model fit the target: reembed (the default when `embed` is "
             "set), project (a fitted linear map) or truncate (Matryoshka models).",
         )
-        graph: GraphSettings = Field(default_factory=GraphSettings)
+        graph: FactGraphSettings = Field(
+            default_factory=FactGraphSettings,
+            description="Edges between records. raw mode: temporal edges only; extract / smart: temporal, tag, "
+            "entity and causal.",
+        )
         target: SinkT | None = Field(default=None, description="Where records go.")  # type: ignore[valid-type]
         targets: list[SinkT] | None = Field(  # type: ignore[valid-type]
             default=None, description="Several targets, all written with every batch."

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..connectors.base import Edge
-from ..recipe.model import GraphSettings
 from ..vmig.batch import Batch
+from .settings_extract import FactGraphSettings
 
 __all__ = ["GraphStage"]
 
@@ -16,7 +16,7 @@ _MAX_OPEN = 64  # conversations remembered across batches (sources stream them o
 class GraphStage:
     name = "graph"
 
-    def __init__(self, settings: GraphSettings) -> None:
+    def __init__(self, settings: FactGraphSettings) -> None:
         self.temporal = settings.temporal
         #: conversation id → id of its last record seen (insertion-ordered, bounded)
         self.last: dict[str, str] = {}

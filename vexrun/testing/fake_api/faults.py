@@ -14,16 +14,34 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Fault", "FaultKind", "FaultScript", "go_duration"]
+__all__ = ["TEXT_FAULTS", "Fault", "FaultKind", "FaultScript", "go_duration"]
 
 #: ``status``: answer with an error; ``delay``: wait, then answer normally (past a client timeout it is a
 #: timeout); ``reset``: read the request, then reset the connection; the rest change a good answer:
 #: ``malformed`` (cut JSON), ``wrong_count`` (one vector fewer), ``wrong_dims`` (one dimension fewer),
-#: ``non_finite`` (a NaN in the first vector).
-FaultKind = Literal["status", "delay", "reset", "malformed", "wrong_count", "wrong_dims", "non_finite"]
+#: ``non_finite`` (a NaN in the first vector); and for the chat dialects, the model's text itself: ``fenced``
+#: (JSON in a code fence), ``prose`` (prose around the JSON), ``broken_json`` (the JSON cut short) and
+#: ``schema_invalid`` (valid JSON that breaks the extraction schema).
+FaultKind = Literal[
+    "status",
+    "delay",
+    "reset",
+    "malformed",
+    "wrong_count",
+    "wrong_dims",
+    "non_finite",
+    "fenced",
+    "prose",
+    "broken_json",
+    "schema_invalid",
+]
 
 #: faults applied to a good answer by the route's handler (the rest are handled before it runs)
-BODY_FAULTS = frozenset({"malformed", "wrong_count", "wrong_dims", "non_finite"})
+BODY_FAULTS = frozenset(
+    {"malformed", "wrong_count", "wrong_dims", "non_finite", "fenced", "prose", "broken_json", "schema_invalid"}
+)
+#: the faults that change a chat model's text (the HTTP answer itself stays well-formed)
+TEXT_FAULTS = frozenset({"fenced", "prose", "broken_json", "schema_invalid"})
 
 
 def go_duration(seconds: float) -> str:
@@ -162,6 +180,27 @@ class Fault:
     @classmethod
     def non_finite(cls, **when: Any) -> Fault:
         return cls("non_finite", **when)
+
+    @classmethod
+    def fenced(cls, **when: Any) -> Fault:
+        """A chat answer whose JSON is wrapped in a ```json code fence."""
+        return cls("fenced", **when)
+
+    @classmethod
+    def prose(cls, **when: Any) -> Fault:
+        """A chat answer with prose before and after the JSON."""
+        return cls("prose", **when)
+
+    @classmethod
+    def broken_json(cls, **when: Any) -> Fault:
+        """A chat answer whose JSON is cut in the middle (the HTTP answer itself is fine)."""
+        return cls("broken_json", **when)
+
+    @classmethod
+    def schema_invalid(cls, **when: Any) -> Fault:
+        """A chat answer that is valid JSON but breaks the extraction schema (one question instead of three,
+        importance as a word, no tags)."""
+        return cls("schema_invalid", **when)
 
     def matches(self, path: str, key: str | None) -> bool:
         return (self.path is None or self.path == path) and (self.key is None or self.key == key)
