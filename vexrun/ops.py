@@ -102,9 +102,26 @@ class PlanReport:
             pairs = [
                 f"{key}: {value if isinstance(value, str) else orjson.dumps(value).decode()}"
                 for key, value in stage.settings.items()
-                if key != "type" and value is not None
+                if key not in ("type", "llm") and value is not None
             ]
             out.extend(_wrap(pairs, indent=7))
+            llm = stage.settings.get("llm")
+            if isinstance(llm, dict):
+                cascade = llm.get("cascade")
+                if isinstance(cascade, list):
+                    out.append("       cascade (in order):")
+                    for c in cascade:
+                        budget = ", ".join(
+                            f"{c[k]:,} {k.upper().replace('_', ' ')}" for k in ("tpm", "rpm", "output_tpm") if c.get(k)
+                        )
+                        price = c.get("price_per_1m")
+                        cost = f", ${price['input']}/${price['output']} per 1M tokens" if price else ""
+                        out.append(
+                            f"         {c['provider']}: {c['model']} at {c['url']}, {c['keys']} key(s) set"
+                            f"{', ' + budget if budget else ''} per key{cost}"
+                        )
+                else:
+                    out.append(f"       cascade: {cascade or llm.get('problem') or llm.get('providers')}")
             if stage.capabilities:
                 c = stage.capabilities
                 flags = [f"ids {c['ids']}", f"metadata {c['metadata']}", f"vectors {c['vectors']}"]

@@ -88,10 +88,14 @@ def _redacted(doc: RecipeDoc, base: Path_, value: Any) -> Any:
         cur = data
         for part in rel[:-1]:
             cur = cur[part]
+        last = rel[-1]
+        present = (
+            (0 <= last < len(cur)) if isinstance(cur, list) and isinstance(last, int) else cur.get(last) is not None
+        )
         if refs:
-            cur[rel[-1]] = " ".join(_ref_text(r) for r in refs)
-        elif cur.get(rel[-1]) is not None:
-            cur[rel[-1]] = "<literal in recipe>"
+            cur[last] = " ".join(_ref_text(r) for r in refs)
+        elif present:
+            cur[last] = "<literal in recipe>"
     return data
 
 

@@ -349,10 +349,18 @@ def load_recipe(
     if model is not None:
         for spath in _secret_paths(model):
             refs = interp.refs.get(spath, [])
+            if not refs and spath and isinstance(spath[-1], int):
+                # a list of secrets given as one string ("${KEYS}", split on commas by the model)
+                refs = interp.refs.get(spath[:-1], [])
+                for value in interp.values.get(spath[:-1], []):
+                    for part in value.split(","):
+                        register_secret(part.strip())
             doc.secrets[spath] = refs
             for value in interp.values.get(spath, []):
                 register_secret(value)
             raw = loaded.raw.get(spath)
+            if raw is None and spath and isinstance(spath[-1], int):
+                raw = loaded.raw.get(spath[:-1])
             if raw is not None and not refs:
                 register_secret(raw)
                 doc.warnings.append(

@@ -322,9 +322,10 @@ class Cascade:
                 return
             self._warned.add(message)
             self.warnings.append(message)
-        log.warning("%s", message)
         if self.log_fn is not None:
             self.log_fn("warning: " + message)
+        else:
+            log.warning("%s", message)
 
     # --- reporting --------------------------------------------------------------------------------------------
 
