@@ -32,7 +32,7 @@ def hash_ids(ids: list[str]) -> np.ndarray:
 class DupDetector:
     """Collects (hash, line) pairs; :meth:`candidates` yields groups of lines whose ids may be equal."""
 
-    def __init__(self, memory_pairs: int = 262_144, tmp_dir: str | None = None) -> None:
+    def __init__(self, memory_pairs: int = 65_536, tmp_dir: str | None = None) -> None:
         self._memory_pairs = memory_pairs
         self._tmp_dir = tmp_dir
         self._pending: list[np.ndarray] = []
