@@ -116,9 +116,10 @@ class PlanReport:
                         )
                         price = c.get("price_per_1m")
                         cost = f", ${price['input']}/${price['output']} per 1M tokens" if price else ""
+                        keys = "no key needed" if c.get("type") == "ollama" else f"{c['keys']} key(s) set"
                         out.append(
-                            f"         {c['provider']}: {c['model']} at {c['url']}, {c['keys']} key(s) set"
-                            f"{', ' + budget if budget else ''} per key{cost}"
+                            f"         {c['provider']}: {c['model']} at {c['url']}, {keys}"
+                            f"{', ' + budget + ' per key' if budget else ''}{cost}"
                         )
                 else:
                     out.append(f"       cascade: {cascade or llm.get('problem') or llm.get('providers')}")

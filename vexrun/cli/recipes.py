@@ -177,6 +177,27 @@ def status(recipe: str, env_file: str | None, as_json: bool) -> int:
             f"run {r['run']:<4}    {r['status']:<12} started {r['started_at']}  attempts {r['attempts']}"
             f"  rejected {s.get('rejected', 0):,}"
         )
+    last = next((r.get("summary") for r in reversed(st.get("runs", [])) if r.get("summary")), None)
+    llm = (last or {}).get("counts", {}).get("llm")
+    if llm:
+        total = llm.get("total", {})
+        cost = f", ${total['cost_usd']:.4f} estimated" if "cost_usd" in total else ""
+        click.echo(
+            f"llm         {total.get('calls', 0):,} calls ({total.get('cached', 0):,} cached), "
+            f"{total.get('input_tokens', 0):,} in / {total.get('output_tokens', 0):,} out tokens, "
+            f"{total.get('retries', 0):,} retries{cost}"
+        )
+        for name, p in llm.get("providers", {}).items():
+            pc = f", ${p['cost_usd']:.4f}" if "cost_usd" in p else ""
+            click.echo(
+                f"  {name:<10}{p.get('calls', 0):,} calls, {p.get('input_tokens', 0):,} in / "
+                f"{p.get('output_tokens', 0):,} out, {p.get('retries', 0):,} retries{pc}"
+            )
+            for key, k in (p.get("keys") or {}).items():
+                click.echo(
+                    f"    {key:<8}{k.get('calls', 0):,} calls, {k.get('input_tokens', 0):,} in / "
+                    f"{k.get('output_tokens', 0):,} out, {k.get('retries', 0):,} retries"
+                )
     if st.get("cache"):
         click.echo(f"cache       {st['cache']['entries']:,} embeddings")
     if st.get("rejects"):
