@@ -67,7 +67,7 @@ class QdrantSinkConfig(QdrantStoreConfig):
     (it wants unsigned integers or UUIDs) become deterministic UUIDs, the original kept in the metadata."""
 
     namespace: str | None = Field(default=None, description="Set this namespace on records that have none.")
-    metric: Literal["cosine", "dot", "l2"] | None = Field(
+    metric: Literal["cosine", "l2", "dot"] | None = Field(
         default=None,
         description="Distance of a collection the sink creates (default: the plan's metric, cosine). An existing "
         "collection with another distance or size is refused.",
