@@ -39,9 +39,19 @@ def _texts_file(path: Path, n: int = N, *, bad_lines: tuple[int, ...] = ()) -> P
 
 
 def _recipe(
-    tmp: Path, *, delay_ms: float = 0, batch: int = 100, extra: str = "", log: bool = True, sqlite: bool = False
+    tmp: Path,
+    *,
+    delay_ms: float = 0,
+    batch: int = 100,
+    extra: str = "",
+    log: bool = True,
+    sqlite: bool = False,
+    read_workers: int | None = None,
 ) -> Path:
+    """``read_workers``: parse the source in that many worker processes (None: the default, none for files
+    this small)."""
     recipe = tmp / "job.yaml"
+    workers_line = f"\n  read_workers: {read_workers}" if read_workers is not None else ""
     log_line = f"\n  log_file: {tmp / 'computed.log'}" if log else ""
     sqlite_target = "\n  - type: sqlite\n    path: out.db" if sqlite else ""
     recipe.write_text(
@@ -49,7 +59,7 @@ def _recipe(
 version: 1
 source:
   type: vmig
-  path: in.vmig.jsonl
+  path: in.vmig.jsonl{workers_line}
 embed:
   type: fake
   dims: 32
@@ -116,9 +126,10 @@ def test_run_writes_output_and_second_run_is_cached(tmp_path: Path) -> None:
     assert "computed" in again.err  # the table goes to stderr with --json
 
 
-def test_sigint_finishes_the_batch_and_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("read_workers", [None, 2], ids=["in-process", "worker-processes"])
+def test_sigint_finishes_the_batch_and_resumes(tmp_path: Path, read_workers: int | None) -> None:
     _texts_file(tmp_path / "in.vmig.jsonl")
-    recipe = _recipe(tmp_path, delay_ms=40)
+    recipe = _recipe(tmp_path, delay_ms=40, read_workers=read_workers)
     ref_dir = tmp_path / "ref"
     ref_dir.mkdir()
     _texts_file(ref_dir / "in.vmig.jsonl")
@@ -164,7 +175,8 @@ def test_sigterm_exits_143(tmp_path: Path) -> None:
     assert "checkpoint is saved" in err
 
 
-def test_kill_9_at_random_moments_gives_the_uninterrupted_result(tmp_path: Path) -> None:
+@pytest.mark.parametrize("read_workers", [None, 2], ids=["in-process", "worker-processes"])
+def test_kill_9_at_random_moments_gives_the_uninterrupted_result(tmp_path: Path, read_workers: int | None) -> None:
     ref_dir = tmp_path / "ref"
     ref_dir.mkdir()
     _texts_file(ref_dir / "in.vmig.jsonl")
@@ -177,7 +189,7 @@ def test_kill_9_at_random_moments_gives_the_uninterrupted_result(tmp_path: Path)
     work.mkdir()
     _texts_file(work / "in.vmig.jsonl")
     # About 5 s of embedding in all (25 calls of 50 texts × 200 ms): ten kills land before the end.
-    recipe = _recipe(work, delay_ms=200, batch=60, sqlite=True)
+    recipe = _recipe(work, delay_ms=200, batch=60, sqlite=True, read_workers=read_workers)
     rng = random.Random(20261125)
     kills = 0
     for _ in range(10):

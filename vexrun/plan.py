@@ -25,7 +25,17 @@ from .registry import resolve
 __all__ = ["Plan", "StagePlan", "compile_plan", "default_state_dir"]
 
 #: Settings that change how a run goes, not what it produces: left out of the fingerprint.
-_VOLATILE = {"batch_size", "concurrency", "timeout", "max_retries", "delay_ms", "log_file", "threads", "device"}
+_VOLATILE = {
+    "batch_size",
+    "concurrency",
+    "timeout",
+    "max_retries",
+    "delay_ms",
+    "log_file",
+    "threads",
+    "device",
+    "read_workers",
+}
 
 
 @dataclass

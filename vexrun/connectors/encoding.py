@@ -39,7 +39,8 @@ def _id_ok(rid: str, caps: Capabilities) -> bool:
     if caps.ids == "uuid-or-uint":
         return bool(_UUID.match(rid)) or (bool(_UINT.match(rid)) and int(rid) < 2**64)
     if caps.max_id_bytes is not None:
-        return len(rid.encode("utf-8")) <= caps.max_id_bytes
+        # a character is at most 4 bytes of UTF-8: most ids need no encoding to be measured
+        return 4 * len(rid) <= caps.max_id_bytes or len(rid.encode("utf-8", "surrogatepass")) <= caps.max_id_bytes
     return True
 
 
@@ -68,7 +69,11 @@ def needs_encoding(caps: Capabilities | None) -> bool:
     )
 
 
-def _encode_record(rec: Record, caps: Capabilities) -> Record:
+def _holds_any_metadata(caps: Capabilities) -> bool:
+    return caps.metadata == "nested" and caps.metadata_nulls
+
+
+def _encode_record(rec: Record, caps: Capabilities, check_metadata: bool = True) -> Record:
     meta = rec.metadata
     new_id = rec.id
     changed_meta: dict[str, Any] | None = None
@@ -78,7 +83,7 @@ def _encode_record(rec: Record, caps: Capabilities) -> Record:
         changed_meta[ORIGINAL_ID] = rec.id
         if meta is None:
             changed_meta[NO_METADATA] = True
-    if meta:
+    if meta and check_metadata:
         encoded = [k for k, v in meta.items() if not _value_ok(v, caps)]
         if encoded:
             changed_meta = dict(changed_meta if changed_meta is not None else meta)
@@ -95,7 +100,8 @@ def to_store(batch: Batch, caps: Capabilities | None) -> Batch:
     if not needs_encoding(caps):
         return batch
     assert caps is not None
-    records = [_encode_record(r, caps) for r in batch.records]
+    check_metadata = not _holds_any_metadata(caps)
+    records = [_encode_record(r, caps, check_metadata) for r in batch.records]
     if all(a is b for a, b in zip(records, batch.records, strict=True)):
         return batch
     return Batch(

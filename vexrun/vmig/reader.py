@@ -9,7 +9,7 @@ field, a missing ``vex_version``) keep the record and come back in ``batch.warni
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ from .findings import Finding, make
 from .io import DECOMPRESS_ERRORS, DEFAULT_MAX_LINE_BYTES, check_readable, iter_lines, open_data
 from .model import FIELDS, Record
 
-__all__ = ["read_batches", "record_from_object"]
+__all__ = ["read_batches", "read_range", "record_from_object"]
 
 _BOM = b"\xef\xbb\xbf"
 _KNOWN = frozenset(FIELDS)
@@ -144,6 +144,22 @@ def read_batches(
     """Yield batches of records from a ``.vmig.jsonl`` file. ``start`` is a ``batch.cursor`` from an
     earlier read: reading resumes right after that batch. A batch is cut early when the vector dimension
     changes, so every batch's matrix has one dimension."""
+    yield from read_range(
+        path, batch_size=batch_size, max_batch_bytes=max_batch_bytes, max_line_bytes=max_line_bytes, start=start
+    )
+
+
+def read_range(
+    path: str | os.PathLike[str],
+    *,
+    batch_size: int = 1000,
+    max_batch_bytes: int = 64 * 1024 * 1024,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    start: tuple[int, int] = (0, 0),
+    end: int | None = None,
+) -> Generator[Batch, None, int]:
+    """:func:`read_batches` of the lines from byte ``start[0]`` up to byte ``end`` (a line boundary; None:
+    the end of the file), numbering lines from ``start[1]``. Returns the number of the last line read."""
     p = check_readable(path)
     checker = Checker()
     decode = checker.decode
@@ -154,7 +170,8 @@ def read_batches(
         if offset:
             fh.seek(offset)
         b = _Builder()
-        for raw in iter_lines(fh, max_line_bytes=max_line_bytes):
+        limit = None if end is None else max(0, end - offset)
+        for raw in iter_lines(fh, limit=limit, max_line_bytes=max_line_bytes):
             lineno += 1
             if not raw:
                 msg = f"line is longer than {max_line_bytes:,} bytes; skipped"
@@ -168,7 +185,8 @@ def read_batches(
                 stripped = raw.strip()
                 if not stripped or stripped.startswith(b"#"):
                     continue
-                line = raw[len(_BOM) :] if lineno == 1 and raw.startswith(_BOM) else raw
+                at_start = offset == 0 and lineno == start[1] + 1  # a BOM may only open the file
+                line = raw[len(_BOM) :] if at_start and raw.startswith(_BOM) else raw
                 obj, found = checker.diagnose(line, lineno, at_eof=True)
                 if obj is None or any(f.severity == "error" for f in found):
                     b.rejects.append(Reject(lineno, found, raw))
@@ -205,6 +223,7 @@ def read_batches(
                 b = _Builder()
         if len(b) or b.rejects or b.warnings:
             yield b.build((fh.tell(), lineno))
+        return lineno
     except DECOMPRESS_ERRORS as exc:
         raise FormatError(
             f"the gzip stream is corrupt or truncated ({exc}); the records before this line were read",

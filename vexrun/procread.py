@@ -1,0 +1,252 @@
+"""Read a big ``.vmig.jsonl`` file in worker processes, so that parsing (JSON, float text → float32) runs on
+the other cores while the runner encodes and writes what was read before.
+
+The file is cut into chunks of whole lines (about ``chunk_bytes`` each); worker ``w`` of ``J`` parses
+chunks ``w, w + J, w + 2J, …`` with the same reader as a serial read and sends each batch, pickled, through
+a bounded queue; this process takes the chunks back in file order, so the records, their order and the
+cursors are exactly those of a serial read, except that a batch also ends at a chunk's end. Line numbers
+are counted per chunk in the workers and made absolute here. A gzip file is decompressed by one worker
+from start to end (a gzip stream cannot be cut).
+
+Memory is bounded: each worker runs at most ``depth`` batches ahead. Workers ignore SIGINT (the runner's
+first Ctrl-C finishes the batch in flight; the workers must not die under it), are stopped by PID when
+the consumer leaves early, and exit on their own when this process dies. An error in a worker is raised
+here, with its message.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import queue
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .errors import VexrunError
+from .vmig.batch import Batch, Reject
+
+__all__ = ["CHUNK_BYTES", "MIN_BYTES", "read_batches_in_process"]
+
+#: Files smaller than this are read in the runner's own process: workers cost ~0.2 s to start.
+MIN_BYTES = 48 * 1024 * 1024
+#: The size of the chunks workers parse, at least (a chunk holds ~8 batches of the file's average line).
+CHUNK_BYTES = 8 * 1024 * 1024
+#: Batches a worker may run ahead, at most, and in bytes of the file at most.
+DEPTH = 10
+DEPTH_BYTES = 128 * 1024 * 1024
+
+_BATCH = "batch"
+_END = "end"  # a chunk is done: (k, the number of its last line, counted from the chunk's start)
+_EOF = "eof"  # no chunk k: the file ends before it
+_ERROR = "error"
+
+
+def _align(fh: BinaryIO, cut: int, size: int) -> int:
+    """The first line boundary at or after ``cut`` (the end of the line ``cut`` falls into)."""
+    if cut <= 0:
+        return 0
+    if cut >= size:
+        return size
+    fh.seek(cut - 1)
+    while True:
+        block = fh.read(1 << 16)
+        if not block:
+            return size
+        nl = block.find(b"\n")
+        if nl >= 0:
+            return cut - 1 + nl + 1
+        cut += len(block)
+
+
+def _produce(
+    path: str,
+    batch_size: int,
+    start: tuple[int, int],
+    size: int | None,
+    chunk_bytes: int,
+    worker: int,
+    jobs: int,
+    out: Any,
+    alive: Connection,
+    max_line_bytes: int | None = None,
+) -> None:
+    """A worker: parse chunks ``worker, worker + jobs, …`` and put their batches on ``out``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _watch_parent(alive)
+    from .vmig.io import DEFAULT_MAX_LINE_BYTES
+    from .vmig.reader import read_range
+
+    limits = {"batch_size": batch_size, "max_line_bytes": max_line_bytes or DEFAULT_MAX_LINE_BYTES}
+
+    def put(item: tuple[Any, ...]) -> None:
+        out.put(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+
+    try:
+        if size is None:  # gzip: one chunk, the whole stream from the start cursor
+            put((_END, 0, _put_all(read_range(path, start=(start[0], 0), **limits), put)))
+            put((_EOF, 1))
+            return
+        with open(path, "rb") as fh:
+            k = worker
+            while True:
+                lo = start[0] if k == 0 else _align(fh, start[0] + k * chunk_bytes, size)
+                if lo >= size:
+                    put((_EOF, k))
+                    return
+                hi = _align(fh, start[0] + (k + 1) * chunk_bytes, size)
+                gen = read_range(path, start=(lo, 0), end=hi, **limits)
+                put((_END, k, _put_all(gen, put)))
+                k += jobs
+    except BaseException as exc:  # noqa: BLE001 - sent to the consumer and raised there
+        put((_ERROR, _portable(exc)))
+    finally:
+        out.close()
+        out.join_thread()  # everything put is in the pipe before the process ends
+
+
+def _watch_parent(alive: Connection) -> None:
+    """Exit when the consumer is gone (a ``kill -9`` of the runner): the worker would otherwise be an orphan,
+    blocked on a full queue nobody reads. ``alive`` is the read end of a pipe whose only write end the
+    consumer holds, so it reads EOF when the consumer dies. (The forkserver is no help: it lives as long as
+    its children do.)"""
+
+    def watch() -> None:
+        try:
+            while not alive.poll(None):
+                pass
+        except (EOFError, OSError):
+            pass
+        os._exit(1)
+
+    threading.Thread(target=watch, name="vexrun-reader-watch", daemon=True).start()
+
+
+def _put_all(gen: Any, put: Any) -> int:
+    """Put every batch of ``gen`` and return its return value."""
+    while True:
+        try:
+            batch = next(gen)
+        except StopIteration as stop:
+            return int(stop.value)
+        put((_BATCH, batch))
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives pickling, else a VexrunError with its message."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - any exception that does not pickle
+        return VexrunError(str(exc) or type(exc).__name__)
+
+
+def _shift(batch: Batch, base: int) -> Batch:
+    """Line numbers counted from a chunk's start → line numbers of the file."""
+    if not base:
+        return batch
+    batch.lines = [ln + base for ln in batch.lines]
+    batch.rejects = [
+        Reject(r.line + base, [replace(f, line=f.line + base) if f.line else f for f in r.findings], r.raw)
+        for r in batch.rejects
+    ]
+    batch.warnings = [replace(f, line=f.line + base) if f.line else f for f in batch.warnings]
+    if batch.cursor is not None:
+        batch.cursor = (batch.cursor[0], batch.cursor[1] + base)
+    return batch
+
+
+def _sizes(path: Path, start: int, batch_size: int, chunk_bytes: int | None) -> tuple[int, int]:
+    """(chunk bytes, depth) from the average line of the file's first MiB: chunks of about 8 batches, so
+    few batches are cut short at a chunk's end, and ``DEPTH`` batches ahead, fewer when batches are big."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        sample = fh.read(1 << 20)
+    lines = sample.count(b"\n") or 1
+    batch_bytes = max(1, len(sample) // lines) * batch_size
+    depth = max(2, min(DEPTH, DEPTH_BYTES // batch_bytes))
+    return chunk_bytes or max(CHUNK_BYTES, (depth - 2) * batch_bytes), depth
+
+
+def read_batches_in_process(
+    path: str | os.PathLike[str],
+    *,
+    batch_size: int,
+    start: tuple[int, int] = (0, 0),
+    jobs: int = 2,
+    chunk_bytes: int | None = None,
+    max_line_bytes: int | None = None,
+) -> Iterator[Batch]:
+    """The batches :func:`~vexrun.vmig.reader.read_batches` yields for the same arguments (cut also at
+    chunk ends), parsed by ``jobs`` worker processes (one for a gzip file)."""
+    from .vmig.io import check_readable, is_gzip
+
+    p = check_readable(path)
+    gz = is_gzip(p)
+    size = None if gz else p.stat().st_size
+    jobs = 1 if gz else max(1, jobs)
+    chunk_bytes, depth = (0, 2) if gz else _sizes(p, start[0], batch_size, chunk_bytes)
+    ctx = multiprocessing.get_context("forkserver")
+    queues = [ctx.Queue(maxsize=depth) for _ in range(jobs)]
+    alive, held = ctx.Pipe(duplex=False)  # the workers watch `alive`; `held` stays here until the end
+    workers = [
+        ctx.Process(
+            target=_produce,
+            args=(str(p), batch_size, start, size, chunk_bytes, w, jobs, queues[w], alive, max_line_bytes),
+            name=f"vexrun-reader-{w}",
+            daemon=True,
+        )
+        for w in range(jobs)
+    ]
+    for worker in workers:
+        worker.start()
+    alive.close()
+    base = start[1]
+    try:
+        k = 0
+        while True:
+            w = k % jobs
+            while True:
+                kind, *value = pickle.loads(_get(queues[w], workers[w], p))
+                if kind == _BATCH:
+                    yield _shift(value[0], base)
+                elif kind == _END:
+                    if value[0] != k:
+                        raise VexrunError(f"{p}: the reader processes lost their order (chunk {value[0]}, not {k})")
+                    base += value[1]
+                    break
+                elif kind == _EOF:
+                    return
+                else:
+                    raise value[0]
+            k += 1
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()
+        for worker in workers:
+            worker.join(timeout=5)
+        for q in queues:
+            q.close()
+            q.cancel_join_thread()
+        held.close()
+
+
+def _get(q: Any, worker: Any, path: Path) -> bytes:
+    """The next message of ``worker``; an error if it died without one."""
+    while True:
+        try:
+            return q.get(timeout=1.0)  # type: ignore[no-any-return]
+        except queue.Empty:
+            if not worker.is_alive():
+                try:
+                    return q.get(timeout=0.5)  # type: ignore[no-any-return]
+                except queue.Empty:
+                    raise VexrunError(
+                        f"{path}: a reader process stopped unexpectedly (exit code {worker.exitcode})"
+                    ) from None
