@@ -1,8 +1,11 @@
-"""Run a command and report its own peak RSS.
+"""Run a command and report its peak RSS, with the processes it starts (reader workers, a forkserver).
 
 Linux carries a process's ``ru_maxrss`` across ``fork``/``exec``: a child started from a big process
 (pytest, a benchmark that read a file) reports the parent's size. So the command is started from a small
-intermediate Python process, whose children start clean, and ``wait4`` gives the command's own peak.
+intermediate Python process, whose children start clean, and ``wait4`` gives the command's own peak. The
+memory of the command and all its descendants together (their proportional set sizes, so that libraries
+they share count once) is sampled every 50 ms; ``rss_mb`` is the larger of the two, ``own_mb`` the
+command's own peak.
 """
 
 from __future__ import annotations
@@ -15,11 +18,45 @@ from dataclasses import dataclass
 __all__ = ["Measured", "measure"]
 
 _RUNNER = r"""
-import json, os, subprocess, sys, time
+import json, os, subprocess, sys, threading, time
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+def tree_rss(root):
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat", "rb") as f:
+                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            kids.setdefault(ppid, []).append(int(d))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        try:  # proportional set size: pages shared between the processes (libraries) count once in all
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+                total += next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith(b"Pss:"))
+        except (OSError, ValueError, IndexError, StopIteration):
+            try:
+                with open(f"/proc/{pid}/statm") as f:
+                    total += int(f.read().split()[1]) * PAGE
+            except (OSError, ValueError, IndexError):
+                pass
+        todo.extend(kids.get(pid, ()))
+    return total
+
 t0 = time.perf_counter()
 p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+peak = [0]
+done = threading.Event()
+def sample():
+    while not done.is_set():
+        peak[0] = max(peak[0], tree_rss(p.pid))
+        done.wait(0.05)
+sampler = threading.Thread(target=sample, daemon=True)
+sampler.start()
 with p.stdout, p.stderr:
-    import threading
     chunks = {}
     def drain(name, f):
         chunks[name] = f.read()
@@ -27,9 +64,12 @@ with p.stdout, p.stderr:
     for t in ts: t.start()
     for t in ts: t.join()
 _, status, usage = os.wait4(p.pid, 0)
+done.set()
+sampler.join()
 p.returncode = os.waitstatus_to_exitcode(status)
+own = usage.ru_maxrss / 1024
 sys.stdout.write(json.dumps({"code": p.returncode, "wall": time.perf_counter() - t0,
-                             "rss_mb": usage.ru_maxrss / 1024,
+                             "rss_mb": max(own, peak[0] / 2**20), "own_mb": own,
                              "out": chunks["out"].decode("utf-8", "replace"),
                              "err": chunks["err"].decode("utf-8", "replace")}))
 """
@@ -39,15 +79,18 @@ sys.stdout.write(json.dumps({"code": p.returncode, "wall": time.perf_counter() -
 class Measured:
     code: int
     wall: float
+    #: peak RSS of the command and the processes it started, together (MB)
     rss_mb: float
     out: str
     err: str
+    #: peak RSS of the command alone (MB)
+    own_mb: float = 0.0
 
 
 def measure(cmd: list[str], *, cwd: str | None = None, env: dict[str, str] | None = None) -> Measured:
-    """Run ``cmd``; return its exit code, wall time, own peak RSS (MB) and output."""
+    """Run ``cmd``; return its exit code, wall time, peak RSS (MB, with its child processes) and output."""
     proc = subprocess.run([sys.executable, "-c", _RUNNER, *cmd], capture_output=True, cwd=cwd, env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"measuring {cmd[:3]} failed: {proc.stderr.decode(errors='replace')[-500:]}")
     data = json.loads(proc.stdout)
-    return Measured(data["code"], data["wall"], data["rss_mb"], data["out"], data["err"])
+    return Measured(data["code"], data["wall"], data["rss_mb"], data["out"], data["err"], data["own_mb"])
