@@ -166,44 +166,31 @@ def test_foreign_payload_type_exits_3(signed: tuple[Path, Path, Path], xdg: dict
     assert run_main("verify", str(data), "--pubkey", str(pub)) == 3
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to run as nobody")
-def test_unreadable_file_exits_5(tmp_path: Path) -> None:
-    """Root reads anything, so the CLI runs as nobody (through /usr/bin/python3.11 if this venv's
-    interpreter is not reachable for nobody)."""
-    import pwd
-    import shutil
-    import sysconfig
-    import tempfile
+def _without_dac_override() -> None:
+    """In the child, before exec: drop the capabilities that let root read any file (CAP_DAC_OVERRIDE,
+    CAP_DAC_READ_SEARCH) from the bounding set, so a mode-0 file is unreadable for root as for anyone."""
+    import ctypes
 
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            os._exit(97)
+
+
+def test_unreadable_file_exits_5(tmp_path: Path) -> None:
+    """A file nobody may read (root included: the CLI runs without the capabilities that bypass modes)."""
+    for name in ("signed.vmig.jsonl", "signed.vmig.jsonl.sig", "signer.pub"):
+        (tmp_path / name).write_bytes((GOLD / name).read_bytes())
+    (tmp_path / "signed.vmig.jsonl").chmod(0o000)
     try:
-        pwd.getpwnam("nobody")
-    except KeyError:
-        pytest.skip("no user nobody")
-    python = shutil.which(f"python{sys.version_info[0]}.{sys.version_info[1]}", path="/usr/bin:/usr/local/bin")
-    if python is None:
-        pytest.skip("no system Python of this version to run as nobody")
-    d = Path(tempfile.mkdtemp(dir="/tmp"))
-    try:
-        os.chmod(d, 0o755)
-        for name in ("signed.vmig.jsonl", "signed.vmig.jsonl.sig", "signer.pub"):
-            (d / name).write_bytes((GOLD / name).read_bytes())
-            os.chmod(d / name, 0o644)
-        os.chmod(d / "signed.vmig.jsonl", 0o000)
-        root = str(Path(__file__).resolve().parent.parent)
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "XDG_CONFIG_HOME": str(d),
-            "HOME": str(d),
-            "PYTHONPATH": os.pathsep.join([root, sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]),
-        }
-        argv = [python, *vexrun_argv("verify", str(d / "signed.vmig.jsonl"), "--pubkey", str(d / "signer.pub"))[1:]]
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, user="nobody", cwd=d)
-        if "ModuleNotFoundError" in proc.stderr:
-            pytest.skip("the dependencies are not readable for nobody")
+        argv = vexrun_argv("verify", str(tmp_path / "signed.vmig.jsonl"), "--pubkey", str(tmp_path / "signer.pub"))
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, timeout=60, cwd=tmp_path, preexec_fn=_without_dac_override
+        )
         assert proc.returncode == 5, proc.stderr
         assert "cannot read" in proc.stderr and "Traceback" not in proc.stderr
     finally:
-        shutil.rmtree(d)
+        (tmp_path / "signed.vmig.jsonl").chmod(0o644)
 
 
 def test_keys_sign_verify_cli(tmp_path: Path, xdg: dict[str, str]) -> None:
