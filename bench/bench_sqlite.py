@@ -65,7 +65,7 @@ print(json.dumps({"read_s": el, "n": n}))
 
 SEARCH = """
 import json, statistics, sys, time
-from vexrun.search import LocalStore
+from vexrun.connectors.sqlite.search import LocalStore
 from vexrun.testing.data import WORDS
 path, mode, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 queries = [" ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(4)) for i in range(reps)]

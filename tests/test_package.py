@@ -1,14 +1,19 @@
-"""The package's contract: light imports, a small sorted public surface, help for every command, and
-JSON Schemas that match the models."""
+"""The package's contract: light imports, a small sorted public surface, help for every command, JSON
+Schemas that match the models, and hand-written lists (README table, extras, Makefile, CONTRIBUTING.md)
+that agree with the plugin registry."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import click
 import jsonschema
@@ -16,9 +21,19 @@ import pytest
 
 import vexrun
 from conftest import DATA, ROOT, run_cli
+from vexrun.builtins import connector_plugin_modules
+from vexrun.connectors.base import PluginConfig, Sink, Source
+from vexrun.pluginspec import PluginSpec
+from vexrun.registry import plugins
 
 HEAVY = ("numpy", "msgspec", "orjson", "blake3", "torch", "grpc", "pydantic", "rich", "yaml")
-STORE_SDKS = ("psycopg", "pgvector", "qdrant_client", "chromadb", "pymilvus", "pinecone", "weaviate", "redis", "neo4j")
+#: vexrun's own plugins, and those that are sources or sinks
+OWN = [
+    s for kind in ("source", "sink", "embedder", "llm") for s in plugins(kind).values() if s.impl.startswith("vexrun.")
+]
+CONNECTORS = [s for s in OWN if s.kind in ("source", "sink")]
+#: what a store's connector imports when it runs: the union of the ``requires`` of every source and sink
+STORE_SDKS = tuple(sorted({m for s in CONNECTORS for m in s.requires}))
 
 
 def _modules_after(code: str) -> set[str]:
@@ -48,6 +63,17 @@ def test_help_loads_nothing_heavy() -> None:
     )
     roots = {m.split(".")[0] for m in mods}
     assert not roots & set(HEAVY + STORE_SDKS)
+
+
+def test_listing_plugins_loads_no_sdk() -> None:
+    mods = _modules_after(
+        "from vexrun.registry import plugins\n"
+        "for kind in ('source', 'sink', 'embedder', 'llm', 'convert'):\n"
+        "    [(s.capabilities, s.installed()) for s in plugins(kind).values()]"
+    )
+    roots = {m.split(".")[0] for m in mods}
+    assert {"psycopg", "qdrant_client", "chromadb", "pymilvus"} <= set(STORE_SDKS)
+    assert not roots & {*STORE_SDKS, "torch", "grpc", "sentence_transformers", "httpx"}
 
 
 def test_public_surface_is_sorted_and_importable() -> None:
@@ -170,3 +196,115 @@ def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert b"valid: 3,000 records" in out
     assert b"validate" in seen and b"MB" in seen  # the bar: label and byte counts
+
+
+# --- The hand-written lists agree with the registry ------------------------------------------------------
+
+
+def _pyproject() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _extras() -> dict[str, list[str]]:
+    extras: dict[str, list[str]] = _pyproject()["project"]["optional-dependencies"]
+    return extras
+
+
+def _in_all() -> set[str]:
+    """The extras ``all`` names (``vexrun[a,b,...]`` entries)."""
+    return {e.strip() for req in _extras()["all"] for e in re.findall(r"^vexrun\[(.*)\]$", req)[0].split(",")}
+
+
+def _makefile_extras() -> set[str]:
+    match = re.search(r"^EXTRAS \?= (.*)$", (ROOT / "Makefile").read_text(), re.M)
+    assert match, "Makefile: no `EXTRAS ?= ...` line"
+    return set(match.group(1).split(","))
+
+
+def _readme_rows() -> set[tuple[str, str, tuple[str, ...], str | None]]:
+    """(kind, type, aliases, extra) of each row of the README's table of sources, targets and embedders."""
+    text = (ROOT / "README.md").read_text()
+    table = text.split("### Sources, targets, embedders\n", 1)[1].strip().split("\n\n", 1)[0]
+    rows = set()
+    for line in table.splitlines()[2:]:
+        kinds, typ, extra, _ = (cell.strip() for cell in line.strip("|").split(" | ", 3))
+        name, *aliases = re.findall(r"`([^`]+)`", typ)
+        extra_name = None if extra == "—" else extra.strip("`")
+        for kind in kinds.split(" / "):
+            rows.add(({"target": "sink"}.get(kind, kind), name, tuple(aliases), extra_name))
+    return rows
+
+
+def test_every_connector_and_embedder_has_its_readme_row() -> None:
+    """Each of vexrun's sources, sinks and embedders has its row, with its aliases and extra; the test fakes
+    may have one (the fake embedder does); no row names anything else."""
+    rows = _readme_rows()
+    allowed = {(s.kind, s.name, s.aliases, s.extra) for s in OWN if s.kind != "llm"}
+    required = {
+        (s.kind, s.name, s.aliases, s.extra)
+        for s in OWN
+        if s.kind != "llm" and not s.impl.startswith("vexrun.testing.")
+    }
+    assert required - rows == set(), "README.md: add these rows (kind, type, aliases, extra)"
+    assert rows - allowed == set(), "README.md: rows for no registered plugin, or with other aliases or extra"
+
+
+def test_every_extra_is_declared_installed_by_all_and_by_the_makefile() -> None:
+    extras = _extras()
+    used = {s.extra for s in OWN if s.extra}
+    assert used <= set(extras), f"plugins name extras pyproject.toml lacks: {sorted(used - set(extras))}"
+    assert _in_all() == set(extras) - {"all"}, "pyproject.toml: `all` must name every other extra"
+    assert used <= _makefile_extras(), f"Makefile EXTRAS lacks {sorted(used - _makefile_extras())}"
+    assert _makefile_extras() <= set(extras), f"Makefile EXTRAS names unknown extras {_makefile_extras() - set(extras)}"
+
+
+def test_the_extras_check_reads_the_metadata() -> None:
+    from vexrun.extras import check_installed, plugins_of_extras
+
+    assert {(s.kind, s.name) for s in plugins_of_extras(["all"])} == {(s.kind, s.name) for s in OWN if s.extra}
+    assert {s.name for s in plugins_of_extras(["milvus-lite"])} == {"milvus"}  # it requires all `milvus` does
+    assert check_installed(["no-such-extra"]) == ["vexrun has no extra 'no-such-extra'"]
+
+
+def _stores() -> dict[str, list[PluginSpec]]:
+    """Connector packages that register a source and a sink: the stores. The vmig file format is the suite's
+    own reference on both ends, not a store under test."""
+    out = {}
+    for module in connector_plugin_modules():
+        specs = importlib.import_module(module).PLUGINS
+        if {s.kind for s in specs} >= {"source", "sink"} and module.split(".")[2] != "vmig":
+            out[module.split(".")[2]] = specs
+    return out
+
+
+def test_every_store_is_wired_as_contributing_says() -> None:
+    guide = (ROOT / "CONTRIBUTING.md").read_text()
+    for named in (
+        "vexrun/connectors/<store>/plugin.py",
+        "vexrun/connectors/<store>/source.py",
+        "vexrun/connectors/<store>/sink.py",
+        "tests/conformance/stores/<store>.py",
+        "[project.optional-dependencies]",
+        "`all`",
+        "README.md",
+        "`EXTRAS`",
+        "pip install 'vexrun[<extra>]'",
+    ):
+        assert named in guide, f"CONTRIBUTING.md no longer says {named}"
+    stores = _stores()
+    assert {"sqlite", "pgvector", "qdrant", "chroma", "milvus"} <= set(stores)
+    extras, rows = _extras(), _readme_rows()
+    for store, specs in stores.items():
+        package = ROOT / "vexrun" / "connectors" / store
+        assert (package / "source.py").is_file() and (package / "sink.py").is_file(), store
+        plugin = importlib.import_module(f"vexrun.connectors.{store}.plugin")
+        assert all(isinstance(s, PluginSpec) for s in plugin.PLUGINS) and plugin.CAPABILITIES, store
+        for spec in specs:
+            assert issubclass(spec.config_model(), PluginConfig), spec
+            assert issubclass(spec.implementation(), Source if spec.kind == "source" else Sink), spec
+            assert spec.capabilities is plugin.CAPABILITIES, spec
+            assert any(r[:2] == (spec.kind, spec.name) for r in rows), f"README.md: no row for {store}"
+            if spec.extra is not None:
+                assert spec.extra in extras and spec.extra in _in_all() and spec.extra in _makefile_extras(), spec
+        kit = importlib.import_module(f"conformance.stores.{store}").KIT
+        assert kit.name == specs[0].name, f"tests/conformance/stores/{store}.py: KIT.name is {kit.name!r}"

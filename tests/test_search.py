@@ -1,4 +1,4 @@
-"""``vexrun.search`` and the ``vexrun search`` command over real local stores."""
+"""``vexrun.connectors.sqlite.search`` and the ``vexrun search`` command over real local stores."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from vexrun.cli.search import format_hits, parse_embedder
 from vexrun.cli.search import search as search_command
 from vexrun.connectors.base import RunContext
+from vexrun.connectors.sqlite.search import RRF_K, LocalStore, fts_query, search, store_info
 from vexrun.connectors.sqlite_store import SqliteSink, SqliteSinkConfig
 from vexrun.errors import InvalidInput, UsageError
-from vexrun.search import RRF_K, LocalStore, fts_query, search, store_info
 from vexrun.testing.data import synthetic_batches
 from vexrun.testing.fake_embedder import FakeEmbedder, FakeEmbedderConfig, fake_vector
 from vexrun.vmig.batch import Batch

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from vexrun.connectors.base import Edge, RunContext
+from vexrun.connectors.sqlite.search import search
 from vexrun.connectors.sqlite_store import SqliteSink, SqliteSinkConfig, SqliteSource, SqliteSourceConfig
 from vexrun.errors import InvalidInput, UsageError
 from vexrun.registry import resolve
-from vexrun.search import search
 from vexrun.testing.data import synthetic_batches
 from vexrun.testing.fake_embedder import fake_vector
 from vexrun.vmig.batch import Batch

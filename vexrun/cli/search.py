@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from ..search import Hit
+    from ..connectors.base import Hit
 
 __all__ = ["COMMANDS", "format_hits", "parse_embedder"]
 
@@ -121,7 +121,7 @@ def search(
     holds; --mode bm25 needs no embedder. Words of the query are matched as plain text (no FTS syntax).
     Exit 0 with or without hits, 1 for a file that is not a store or an empty store, 2 for a missing file.
     """
-    from ..search import LocalStore
+    from ..connectors.sqlite.search import LocalStore
 
     spec = parse_embedder(embedder)
     text = " ".join(query)

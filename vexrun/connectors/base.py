@@ -8,7 +8,7 @@ group (see :mod:`vexrun.registry`), built-ins included.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -18,12 +18,11 @@ from ..vmig.batch import Batch
 if TYPE_CHECKING:
     import numpy as np
 
-    from ..search import Hit
-
 __all__ = [
     "Capabilities",
     "Cursor",
     "Edge",
+    "Hit",
     "PluginConfig",
     "RunContext",
     "Sink",
@@ -66,6 +65,12 @@ class Capabilities:
     needs_vectors: bool = False
     search: bool = False
     edges: bool = False
+    #: a source whose records come back in vexrun's store encoding (see :mod:`.encoding`), decoded after reading
+    encoded: bool = True
+    #: a source that can name the models of its vectors without reading them (``Source.declared_models``)
+    declares_models: bool = False
+    #: a sink that writes one file, which the ``sign`` and ``sync`` stages can act on
+    file_output: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,28 @@ class WriteResult:
 
     written: int
     rejected: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One result. ``score`` is what the ranking used: the fused RRF score (hybrid), the cosine (vector)
+    or the BM25 score (bm25). ``bm25`` is FTS5's ``bm25()`` negated, so higher is better everywhere.
+    ``cosine`` / ``bm25`` are None when the record was not in that list."""
+
+    rank: int
+    id: str
+    score: float
+    text: str | None
+    namespace: str | None
+    metadata: dict[str, Any] | None = None
+    created_at: str | None = None
+    cosine: float | None = None
+    vector_rank: int | None = None
+    bm25: float | None = None
+    bm25_rank: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass
@@ -142,6 +169,12 @@ class Source:
     def report(self) -> dict[str, Any]:
         """Counts for the run report (e.g. dropped messages by reason)."""
         return {}
+
+    @classmethod
+    def declared_models(cls, config: Any, base_dir: Any) -> list[str]:
+        """The models that made the source's vectors, if it can tell without reading them (a file's sidecar);
+        read by the plan compiler when the capabilities say ``declares_models``."""
+        return []
 
     def check(self) -> str:
         """``vexrun check``: open the source and say what it holds; read nothing else."""

@@ -1,5 +1,5 @@
-"""The embedded local memory store (``type: sqlite``, alias ``local``), registered under this module's
-name in :mod:`vexrun.builtins`; the implementation lives in :mod:`vexrun.connectors.sqlite`."""
+"""The embedded local memory store under its former import path: it lives in :mod:`vexrun.connectors.sqlite`
+(registered by its ``plugin`` module)."""
 
 from __future__ import annotations
 

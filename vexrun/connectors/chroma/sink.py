@@ -18,7 +18,7 @@ import numpy as np
 
 from ...errors import InvalidInput
 from ...vmig.batch import Batch
-from ..base import RunContext, Sink, WriteResult
+from ..base import Hit, RunContext, Sink, WriteResult
 from .client import _SPACES, Store, record_metadata, rows_to_batch
 from .config import ChromaSinkConfig
 
@@ -200,7 +200,6 @@ class ChromaSink(Sink):
         self.space = self.store.metric() or "l2"
 
     def search(self, vector: Any, text: str, k: int, namespace: str | None = None) -> list[Any]:
-        from ...search import Hit
         from ..encoding import from_store
 
         if vector is None:

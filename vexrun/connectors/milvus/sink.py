@@ -11,7 +11,7 @@ from pydantic import Field
 
 from ...errors import InvalidInput, UsageError
 from ...vmig.batch import Batch
-from ..base import RunContext, Sink, WriteResult
+from ..base import Hit, RunContext, Sink, WriteResult
 from ..encoding import ORIGINAL_ID
 from .codec import decode_row, encode_row, row_bytes
 from .common import (
@@ -317,8 +317,6 @@ class MilvusSink(Sink):
             store.call("loading the collection", store.client.load_collection, store.collection)
 
     def search(self, vector: Any, text: str, k: int, namespace: str | None = None) -> list[Any]:
-        from ...search import Hit
-
         if vector is None:
             raise UsageError("milvus: searching needs a query vector; give the recipe an embedder")
         store = self._db()

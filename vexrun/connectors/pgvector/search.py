@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...errors import InvalidInput, UsageError
+from ..base import Hit
 from .codec import json_loads, render_timestamp
 from .table import OPS, inspect, qualified
 
 if TYPE_CHECKING:
     import psycopg
-
-    from ...search import Hit
 
 __all__ = ["search_table", "vector_literal"]
 
@@ -36,8 +35,6 @@ def search_table(
     """The ``k`` nearest records to ``vector`` (``Hit.rank`` from 1; ``cosine`` always set; ``score`` is the
     cosine for cosine tables, the inner product for dot, the negated distance for l2)."""
     import psycopg
-
-    from ...search import Hit
 
     if vector is None:
         raise UsageError(f"{where}: searching pgvector needs a query vector", hint="add an embed: section")

@@ -16,7 +16,7 @@ import orjson
 
 from ...errors import ConnectError, InvalidInput, UsageError
 from ...vmig.batch import Batch
-from ..base import Edge, RunContext, Sink, WriteResult
+from ..base import Edge, Hit, RunContext, Sink, WriteResult
 from .codec import COLUMNS, COPY_HEADER, COPY_TRAILER, Encoder
 from .config import PgvectorSinkConfig
 from .conn import Endpoint, map_error
@@ -25,8 +25,6 @@ from .table import HNSW_MAX_DIMS, OPS, TableInfo, create_sql, ident, index_name,
 
 if TYPE_CHECKING:
     import psycopg
-
-    from ...search import Hit
 
 __all__ = ["PgvectorSink"]
 

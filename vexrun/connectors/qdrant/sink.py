@@ -12,7 +12,7 @@ import numpy as np
 
 from ...errors import ConnectError, InvalidInput
 from ...vmig.batch import Batch
-from ..base import RunContext, Sink, WriteResult
+from ..base import Hit, RunContext, Sink, WriteResult
 from .client import Store, point_id, points_to_batch, record_payload
 from .config import QdrantSinkConfig
 
@@ -221,7 +221,6 @@ class QdrantSink(Sink):
             raise InvalidInput(f"qdrant collection '{self.cfg.collection}' at {self.store.where} does not exist")
 
     def search(self, vector: Any, text: str, k: int, namespace: str | None = None) -> list[Any]:
-        from ...search import Hit
         from ..encoding import from_store
 
         if vector is None:

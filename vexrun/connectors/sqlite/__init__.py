@@ -1,5 +1,5 @@
 """The embedded local memory store: one SQLite file (WAL) with float32 vectors, an FTS5 index (BM25) over
-the text, and edges. See :mod:`.schema` for the file format, and :mod:`vexrun.search` to query it."""
+the text, and edges. See :mod:`.schema` for the file format, and :mod:`.search` to query it."""
 
 from __future__ import annotations
 

@@ -226,7 +226,7 @@ class SqliteSink(Sink):
             self.reader = None
 
     def connect(self) -> None:
-        from ...search import LocalStore
+        from .search import LocalStore
 
         self.reader = LocalStore(self.path)
 

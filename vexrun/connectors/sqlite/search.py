@@ -2,7 +2,7 @@
 
 ::
 
-    from vexrun.search import search
+    from vexrun.connectors.sqlite.search import search
     for hit in search("memory.db", "what does the user drink", k=5):
         print(hit.rank, hit.score, hit.text)
 
@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
-from .connectors.sqlite.schema import loads, open_store, read_meta
-from .errors import InvalidInput, UsageError, VexrunError
+from ...errors import InvalidInput, UsageError, VexrunError
+from ..base import Hit
+from .schema import loads, open_store, read_meta
 
 if TYPE_CHECKING:
     import os
 
-    from .providers.base import Embedder
+    from ...providers.base import Embedder
 
 __all__ = ["MODES", "RRF_K", "Hit", "LocalStore", "Mode", "StoreInfo", "fts_query", "search", "store_info"]
 
@@ -49,28 +50,6 @@ MAX_QUERY_TERMS = 64
 
 _WORD = re.compile(r"\w")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """One result. ``score`` is what the ranking used: the fused RRF score (hybrid), the cosine (vector)
-    or the BM25 score (bm25). ``bm25`` is FTS5's ``bm25()`` negated, so higher is better everywhere.
-    ``cosine`` / ``bm25`` are None when the record was not in that list."""
-
-    rank: int
-    id: str
-    score: float
-    text: str | None
-    namespace: str | None
-    metadata: dict[str, Any] | None = None
-    created_at: str | None = None
-    cosine: float | None = None
-    vector_rank: int | None = None
-    bm25: float | None = None
-    bm25_rank: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +237,7 @@ class LocalStore:
     def _query_embedder(self) -> Embedder:
         if self._embedder is not None:
             return self._embedder
-        from .providers.base import Embedder
+        from ...providers.base import Embedder
 
         arg = self._embedder_arg
         if isinstance(arg, Embedder):
@@ -407,7 +386,7 @@ def _load_embedder(spec: dict[str, Any]) -> Embedder:
     """Build and open the embedder a spec describes, or raise one line suggesting ``--mode bm25``."""
     from pydantic import ValidationError
 
-    from .registry import resolve
+    from ...registry import resolve
 
     kind = spec.get("type")
     hint = "use --mode bm25"
