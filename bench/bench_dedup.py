@@ -124,7 +124,7 @@ def child(n: int, batch_size: int, dims: int, seed: int) -> None:
             batch = facts.batch(start, min(n, start + batch_size))
             build_s += time.perf_counter() - t
             t = time.perf_counter()
-            res = stage.process(batch)
+            res = stage.dedup(batch)
             stage.state()
             dedup_s += time.perf_counter() - t
             merged.update(res.merged)

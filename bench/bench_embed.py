@@ -93,7 +93,7 @@ def main() -> None:
             cache = EmbedCache(Path(tmp) / "cache.sqlite")
             stage = EmbedStage(emb, cache, settings_key="bench")
             t = time.perf_counter()
-            out = [stage.process(b)[0].vectors for b in batches]
+            out = [stage.embed(b)[0].vectors for b in batches]
             wall = time.perf_counter() - t
             cache.close()
         return wall, np.concatenate(out)  # type: ignore[arg-type]

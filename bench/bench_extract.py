@@ -94,7 +94,7 @@ def run_case(chunks: list[Record], keys: int, args: argparse.Namespace, storm: b
             failed, facts, sources = 0, 0, set()
             t0 = time.perf_counter()
             for a in range(0, len(chunks), args.batch):
-                result = stage.process(Batch(records=chunks[a : a + args.batch]))
+                result = stage.extract(Batch(records=chunks[a : a + args.batch]))
                 failed += len(result.failed)
                 facts += len(result.facts)
                 sources |= {str((f.metadata or {})["source_chunk_id"]) for f in result.facts.records}

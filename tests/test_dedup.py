@@ -76,7 +76,7 @@ def make(tmp_path: Path) -> Callable[..., tuple[DedupStage, Embedder]]:
 def test_exact_duplicates_by_normalised_text(make: Callable[..., tuple[DedupStage, Embedder]]) -> None:
     stage, _ = make()
     batch = Batch(records=[fact("a", "Dana prefers Postgres."), fact("b", "  dana PREFERS postgres!! ")])
-    res = stage.process(batch)
+    res = stage.dedup(batch)
     assert [r.id for r in res.batch.records] == ["a"] and res.merged == {"b": "a"}
     kept = res.batch.records[0].metadata or {}
     assert kept["merged_ids"] == ["b"] and kept["merged_sources"] == ["chunk-a", "chunk-b"]
@@ -92,20 +92,20 @@ def test_near_duplicates_within_the_same_namespace_only(make: Callable[..., tupl
     c = emb.plant("Lisbon is where the user lives, in the Alfama.", like=a, cos=0.75, seed=2)
     d = emb.plant("The user visited Lisbon once.", like=a, cos=0.60, seed=3)
     batch = Batch(records=[fact("a", a), fact("b", b), fact("x", c, ns="work"), fact("d", d)])
-    res = stage.process(batch)
+    res = stage.dedup(batch)
     assert res.merged == {"b": "a"}
     assert sorted(r.id for r in res.batch.records) == ["a", "d", "x"]
     assert res.counts.semantic == 1 and res.batch.vectors is not None and bool(res.batch.has_vector.all())  # type: ignore[union-attr]
     stage2, emb2 = make(threshold=0.5)
     emb2.planted = emb.planted
-    assert set(stage2.process(batch).merged) == {"b", "d"}
+    assert set(stage2.dedup(batch).merged) == {"b", "d"}
 
 
 def test_the_richer_fact_gives_the_content_under_the_first_id(make: Callable[..., tuple[DedupStage, Embedder]]) -> None:
     stage, emb = make()
     a = emb.plant("Dana moved.")
     b = emb.plant("Dana moved from Porto to Lisbon in May 2024.", like=a, cos=0.9, seed=4)
-    res = stage.process(
+    res = stage.dedup(
         Batch(
             records=[fact("a", a, importance=0.4), fact("b", b, importance=0.9, entities=["Dana", "Porto", "Lisbon"])]
         )
@@ -120,10 +120,10 @@ def test_the_richer_fact_gives_the_content_under_the_first_id(make: Callable[...
 def test_a_later_duplicate_updates_the_earlier_fact(make: Callable[..., tuple[DedupStage, Embedder]]) -> None:
     stage, emb = make()
     a = emb.plant("The user drinks green tea every morning.")
-    first = stage.process(Batch(records=[fact("a", a), fact("z", emb.plant("Unrelated."))]))
+    first = stage.dedup(Batch(records=[fact("a", a), fact("z", emb.plant("Unrelated."))]))
     assert [r.id for r in first.batch.records] == ["a", "z"]
     b = emb.plant("Every morning the user drinks green tea.", like=a, cos=0.93, seed=5)
-    second = stage.process(Batch(records=[fact("b", b), fact("y", emb.plant("Also unrelated."))]))
+    second = stage.dedup(Batch(records=[fact("b", b), fact("y", emb.plant("Also unrelated."))]))
     assert second.merged == {"b": "a"} and second.updated == ["a"]
     assert [r.id for r in second.batch.records] == ["y", "a"]
     again = second.batch.records[1]
@@ -140,9 +140,9 @@ def test_a_paraphrase_of_a_merged_paraphrase_still_finds_the_fact(
     b = emb.plant("Every morning, the user goes for a run.", like=a, cos=0.80, seed=7)
     c = emb.plant("The user's morning habit is a run.", like=b, cos=0.85, seed=8)
     assert float(emb.planted[a] @ emb.planted[c]) < 0.72  # c is close to b, not to a
-    assert stage.process(Batch(records=[fact("a", a)])).counts.kept == 1
-    assert stage.process(Batch(records=[fact("b", b)])).merged == {"b": "a"}
-    assert stage.process(Batch(records=[fact("c", c)])).merged == {"c": "a"}  # found through b's vector
+    assert stage.dedup(Batch(records=[fact("a", a)])).counts.kept == 1
+    assert stage.dedup(Batch(records=[fact("b", b)])).merged == {"b": "a"}
+    assert stage.dedup(Batch(records=[fact("c", c)])).merged == {"c": "a"}  # found through b's vector
     assert stage.state()["spaces"]["mem"] == {"rows": 1, "vectors": 3, "dims": DIMS, "trained_at": 0}
 
 
@@ -150,7 +150,7 @@ def test_causes_follow_the_fact_that_stayed(make: Callable[..., tuple[DedupStage
     stage, emb = make()
     reason = emb.plant("Postgres has pgvector.")
     reason2 = emb.plant("pgvector ships with Postgres.", like=reason, cos=0.9, seed=6)
-    res = stage.process(
+    res = stage.dedup(
         Batch(
             records=[
                 fact("r1", reason),
@@ -177,38 +177,38 @@ def test_state_survives_a_resume_and_drops_what_was_not_committed(
             recs.append(fact(f"f{b}-{i}", text))
         batches.append(Batch(records=recs))
     for b in batches[:3]:
-        stage.process(b)
+        stage.dedup(b)
     committed = stage.state()
     assert committed["spaces"]["mem"]["rows"] == 1200 and committed["spaces"]["mem"]["trained_at"] > 0
-    lost = stage.process(batches[3])  # processed, then the process is killed before the checkpoint commits
+    lost = stage.dedup(batches[3])  # processed, then the process is killed before the checkpoint commits
     assert lost.counts.kept == 400
     stage.close()
 
     resumed = DedupStage(DedupSettings(ann_above=1000), stage.dir, embed=emb)
     resumed.restore(committed)
-    redo = resumed.process(batches[3])
+    redo = resumed.dedup(batches[3])
     assert redo.counts.kept == 400 and not redo.merged  # not duplicates of the lost copies of themselves
     assert resumed.state()["spaces"]["mem"]["rows"] == 1600
     dup = Batch(records=[fact("late", "fact 0-7 again")])
     emb.planted["fact 0-7 again"] = near(emb.planted["fact 0-7"], 0.95, 9)
-    assert resumed.process(dup).merged == {"late": "f0-7"}
+    assert resumed.dedup(dup).merged == {"late": "f0-7"}
     resumed.close()
 
 
 def test_reset_forgets_and_a_rerun_is_not_its_own_duplicate(make: Callable[..., tuple[DedupStage, Embedder]]) -> None:
     stage, emb = make()
     batch = Batch(records=[fact("a", emb.plant("One.")), fact("b", emb.plant("Two."))])
-    stage.process(batch)
-    again = stage.process(batch)  # the same facts again (a repeated run without reset)
+    stage.dedup(batch)
+    again = stage.dedup(batch)  # the same facts again (a repeated run without reset)
     assert not again.merged and sorted(r.id for r in again.batch.records) == ["a", "b"]
     stage.reset()
-    fresh = stage.process(batch)
+    fresh = stage.dedup(batch)
     assert fresh.counts.kept == 2 and not fresh.updated
 
 
 def test_exact_only_needs_no_embedder(tmp_path: Path) -> None:
     stage = DedupStage(DedupSettings(semantic=False), tmp_path / "d")
-    res = stage.process(Batch(records=[fact("a", "Same."), fact("b", "same"), fact("c", "Other.")]))
+    res = stage.dedup(Batch(records=[fact("a", "Same."), fact("b", "same"), fact("c", "Other.")]))
     assert res.merged == {"b": "a"} and res.batch.vectors is None
     stage.close()
     with pytest.raises(ValueError, match="embed"):
@@ -243,7 +243,7 @@ def test_ivf_finds_what_the_exact_search_finds(make: Callable[..., tuple[DedupSt
         emb.planted = emb_vectors
         merged: dict[str, str] = {}
         for batch in batches:
-            merged.update(stage.process(batch).merged)
+            merged.update(stage.dedup(batch).merged)
         results[name] = merged
         if name == "ivf":
             index = stage.indexes["mem"]

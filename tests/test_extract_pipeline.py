@@ -78,7 +78,7 @@ def test_extract_score_dedup_graph(tmp_path: Path) -> None:
     embed_stage = EmbedStage(embedder, embed_cache)
 
     def embed(batch: Batch) -> Batch:
-        return embed_stage.process(batch)[0]
+        return embed_stage.embed(batch)[0]
 
     reference = datetime(2025, 2, 1, tzinfo=UTC)
     out: list[Record] = []
@@ -93,11 +93,11 @@ def test_extract_score_dedup_graph(tmp_path: Path) -> None:
             graph = FactGraphStage(FactGraphSettings())
             states = {}
             for part in (chunks[:2], chunks[2:]):  # two runner batches: one conversation each
-                result = extract.process(Batch(records=part))
+                result = extract.extract(Batch(records=part))
                 assert not result.failed
-                facts = score.process(result.facts)
-                kept = dedup.process(facts)
-                edges += graph.process(kept.batch, exclude=set(kept.updated))
+                facts = score.apply(result.facts)
+                kept = dedup.dedup(facts)
+                edges += graph.link(kept.batch, exclude=set(kept.updated))
                 out += kept.batch.records
                 states = {"score": score.state(), "dedup": dedup.state(), "graph": graph.state()}
             dedup.close()

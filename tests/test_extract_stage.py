@@ -98,7 +98,7 @@ def prompts(srv: FakeAPIServer) -> list[str]:
 
 def test_facts_have_every_field_valid_and_keep_their_sources(srv: FakeAPIServer, chunks: list[Record]) -> None:
     with cascade(srv) as c:
-        result = ExtractStage(ExtractSettings(pack_tokens=0), c).process(Batch(records=chunks))
+        result = ExtractStage(ExtractSettings(pack_tokens=0), c).extract(Batch(records=chunks))
     assert not result.failed and result.counts.chunks == 3 and result.counts.requests == 3
     facts = result.facts.records
     texts = [f.text for f in facts]
@@ -134,7 +134,7 @@ def test_facts_have_every_field_valid_and_keep_their_sources(srv: FakeAPIServer,
 
 def test_the_prompt_says_title_date_and_who_said_what(srv: FakeAPIServer, chunks: list[Record]) -> None:
     with cascade(srv) as c:
-        ExtractStage(ExtractSettings(pack_tokens=0), c).process(Batch(records=chunks[:1]))
+        ExtractStage(ExtractSettings(pack_tokens=0), c).extract(Batch(records=chunks[:1]))
     (prompt,) = prompts(srv)
     assert "<conversation_title>Choosing a database</conversation_title>" in prompt
     assert "<observed_at>2024-05-03 (Friday)</observed_at>" in prompt
@@ -151,7 +151,7 @@ def test_attachments_and_custom_instructions_are_labelled(srv: FakeAPIServer, ch
         for i in range(2)
     ]
     with cascade(srv) as c:
-        ExtractStage(ExtractSettings(pack_tokens=0, attachments=True), c).process(Batch(records=chunks[:1] + extra))
+        ExtractStage(ExtractSettings(pack_tokens=0, attachments=True), c).extract(Batch(records=chunks[:1] + extra))
     sent = prompts(srv)
     assert len(sent) == 3
     first = next(p for p in sent if "Postgres" in p)
@@ -171,7 +171,7 @@ def test_small_chunks_share_a_call(srv: FakeAPIServer) -> None:
     ]
     records.append(Record(id="big", text="User: " + "I like long walks in the park. " * 400))
     with cascade(srv) as c:
-        result = ExtractStage(ExtractSettings(pack_tokens=1500, pack_max_chunks=4), c).process(Batch(records=records))
+        result = ExtractStage(ExtractSettings(pack_tokens=1500, pack_max_chunks=4), c).extract(Batch(records=records))
     assert result.counts.requests == 3 and srv.stats.requests == 3  # 4 + 2 small chunks, then the big one alone
     first = next(p for p in prompts(srv) if "number 0" in p)  # (the calls run concurrently, in any order)
     assert first.count("<chunk id=") == 4 and '<chunk id="c4">' in first and "number 3" in first
@@ -187,7 +187,7 @@ def test_small_chunks_share_a_call(srv: FakeAPIServer) -> None:
 def test_failed_chunks_are_reported_with_the_reason(srv: FakeAPIServer, chunks: list[Record]) -> None:
     srv.fail(Fault.server_error(503, skip=1, times=None))  # the first call works, every other fails
     with cascade(srv, max_retries=1) as c:
-        result = ExtractStage(ExtractSettings(pack_tokens=0), c).process(Batch(records=chunks))
+        result = ExtractStage(ExtractSettings(pack_tokens=0), c).extract(Batch(records=chunks))
     assert result.counts.failed == len(result.failed) == 2
     assert set(result.failed) | {str((f.metadata or {})["source_chunk_id"]) for f in result.facts.records} == {
         c.id for c in chunks
@@ -199,7 +199,7 @@ def test_failed_chunks_are_reported_with_the_reason(srv: FakeAPIServer, chunks: 
 def test_a_pack_that_fails_fails_each_of_its_chunks(srv: FakeAPIServer, chunks: list[Record]) -> None:
     srv.fail(Fault.schema_invalid(times=None))
     with cascade(srv) as c:
-        result = ExtractStage(ExtractSettings(), c).process(Batch(records=chunks))
+        result = ExtractStage(ExtractSettings(), c).extract(Batch(records=chunks))
     assert result.counts.requests == 1 and set(result.failed) == {c.id for c in chunks}
     assert not result.facts.records
     assert all("even after one repair" in r for r in result.failed.values())
@@ -207,7 +207,7 @@ def test_a_pack_that_fails_fails_each_of_its_chunks(srv: FakeAPIServer, chunks: 
 
 def test_importance_floor_and_fact_limit(srv: FakeAPIServer, chunks: list[Record]) -> None:
     with cascade(srv) as c:
-        result = ExtractStage(ExtractSettings(min_importance=0.5, max_facts_per_chunk=1), c).process(
+        result = ExtractStage(ExtractSettings(min_importance=0.5, max_facts_per_chunk=1), c).extract(
             Batch(records=chunks)
         )
     facts = result.facts.records
@@ -220,7 +220,7 @@ def test_importance_floor_and_fact_limit(srv: FakeAPIServer, chunks: list[Record
 
 def test_records_without_text_are_skipped(srv: FakeAPIServer) -> None:
     with cascade(srv) as c:
-        result = ExtractStage(ExtractSettings(), c).process(
+        result = ExtractStage(ExtractSettings(), c).extract(
             Batch(records=[Record(id="v", text=None), Record(id="e", text=" ")])
         )
     assert result.counts.skipped == 2 and srv.stats.requests == 0 and not result.failed
@@ -229,13 +229,13 @@ def test_records_without_text_are_skipped(srv: FakeAPIServer) -> None:
 def test_a_rerun_or_a_resume_calls_nothing(srv: FakeAPIServer, chunks: list[Record], tmp_path: Path) -> None:
     progress: list[tuple[int, int]] = []
     with LLMCache(tmp_path / "llm.sqlite") as cache, cascade(srv, cache) as c:
-        first = ExtractStage(ExtractSettings(), c, on_progress=lambda d, t: progress.append((d, t))).process(
+        first = ExtractStage(ExtractSettings(), c, on_progress=lambda d, t: progress.append((d, t))).extract(
             Batch(records=chunks)
         )
     assert progress == [(1, 1)]
     calls = srv.stats.requests
     with LLMCache(tmp_path / "llm.sqlite") as cache, cascade(srv, cache) as c:  # a new process, the same state
-        again = ExtractStage(ExtractSettings(), c).process(Batch(records=chunks))
+        again = ExtractStage(ExtractSettings(), c).extract(Batch(records=chunks))
         usage = c.usage()
     assert srv.stats.requests == calls
     assert [f.id for f in again.facts.records] == [f.id for f in first.facts.records]
@@ -249,7 +249,7 @@ def test_failed_chunks_succeed_on_retry_once_the_provider_recovers(
     srv.fail(Fault.server_error(503, times=2))
     with LLMCache(tmp_path / "llm.sqlite") as cache, cascade(srv, cache, max_retries=1) as c:
         stage = ExtractStage(ExtractSettings(), c)
-        failed = stage.process(Batch(records=chunks))
+        failed = stage.extract(Batch(records=chunks))
         assert set(failed.failed) == {c.id for c in chunks}
-        retried = stage.process(Batch(records=[c for c in chunks if c.id in failed.failed]))
+        retried = stage.extract(Batch(records=[c for c in chunks if c.id in failed.failed]))
     assert not retried.failed and len(retried.facts.records) == 5

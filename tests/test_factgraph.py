@@ -18,7 +18,7 @@ def fact(
 def edges_of(
     stage: FactGraphStage, *records: Record, exclude: tuple[str, ...] = ()
 ) -> set[tuple[str, str, str, float]]:
-    return {(e.src, e.dst, e.type, e.weight) for e in stage.process(Batch(records=list(records)), exclude=exclude)}
+    return {(e.src, e.dst, e.type, e.weight) for e in stage.link(Batch(records=list(records)), exclude=exclude)}
 
 
 def test_temporal_edges_follow_each_conversation_across_batches() -> None:
@@ -43,14 +43,14 @@ def test_tag_edges_are_weighted_by_overlap() -> None:
 
 def test_entity_edges_name_the_shared_entities() -> None:
     g = FactGraphStage(FactGraphSettings(temporal=False, tag=False))
-    (edge,) = g.process(Batch(records=[fact("a", ents=["Anna", "Berlin"]), fact("b", conv="c9", ents=["anna"])]))
+    (edge,) = g.link(Batch(records=[fact("a", ents=["Anna", "Berlin"]), fact("b", conv="c9", ents=["anna"])]))
     assert (edge.src, edge.dst, edge.type, edge.weight) == ("a", "b", "entity", 0.5)
     assert edge.metadata == {"entities": ["anna"]}
 
 
 def test_causal_edges_from_caused_by() -> None:
     g = FactGraphStage(FactGraphSettings(temporal=False))
-    (edge,) = g.process(Batch(records=[fact("reason"), fact("decision", caused_by=["reason"])]))
+    (edge,) = g.link(Batch(records=[fact("reason"), fact("decision", caused_by=["reason"])]))
     assert (edge.src, edge.dst, edge.type, edge.weight, edge.metadata) == (
         "reason",
         "decision",
@@ -70,15 +70,15 @@ def test_memory_is_bounded_and_survives_a_restore() -> None:
     s = FactGraphSettings(temporal=False, entity=False, links_per_key=3, memory_facts=100)
     g = FactGraphStage(s)
     for i in range(300):
-        g.process(Batch(records=[fact(f"f{i}", tags=["common", f"t{i % 7}"])]))
+        g.link(Batch(records=[fact(f"f{i}", tags=["common", f"t{i % 7}"])]))
     assert len(g.recent) == 100
     # a new fact with the common tag links to at most links_per_key recent facts per tag
-    new = g.process(Batch(records=[fact("new", tags=["common"])]))
+    new = g.link(Batch(records=[fact("new", tags=["common"])]))
     assert 1 <= len(new) <= 3 and all(e.src in g.recent for e in new)
     state = g.state()
     assert len(state["recent"]) == 100
     h = FactGraphStage(s)
     h.restore(state)
-    assert [e.src for e in h.process(Batch(records=[fact("n2", tags=["t3"])]))] == [
-        e.src for e in g.process(Batch(records=[fact("n2", tags=["t3"])]))
+    assert [e.src for e in h.link(Batch(records=[fact("n2", tags=["t3"])]))] == [
+        e.src for e in g.link(Batch(records=[fact("n2", tags=["t3"])]))
     ]

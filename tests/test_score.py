@@ -23,7 +23,7 @@ def rec(i: int, importance: object = None, age_days: float | None = None) -> Rec
 def test_score_is_weighted_importance_plus_recency() -> None:
     stage = ScoreStage(ScoreSettings(), reference=REF)
     batch = Batch(records=[rec(0, 1.0, 0), rec(1, 0.5, 30), rec(2, 0.2, 60), rec(3, 0.0, 3000)])
-    stage.process(batch)
+    stage.apply(batch)
     scores = [r.score for r in batch.records]
     assert scores == pytest.approx([0.7 + 0.3, 0.35 + 0.15, 0.14 + 0.075, 0.0], abs=1e-6)
 
@@ -32,11 +32,11 @@ def test_half_life_weights_and_defaults_are_settings() -> None:
     s = ScoreSettings(importance_weight=0.0, recency_weight=1.0, half_life_days=7, default_importance=0.9)
     stage = ScoreStage(s, reference=REF)
     batch = Batch(records=[rec(0, None, 7), rec(1, None, 14), rec(2, None, None), rec(3, None, -5)])
-    stage.process(batch)
+    stage.apply(batch)
     assert [r.score for r in batch.records] == pytest.approx([0.5, 0.25, 0.0, 1.0])  # a future time is age 0
     only_importance = ScoreStage(ScoreSettings(importance_weight=1, recency_weight=0, default_importance=0.9), REF)
     b2 = Batch(records=[rec(0, None, 1), rec(1, "high", 1), rec(2, True, 1), rec(3, 7.0, 1)])
-    only_importance.process(b2)
+    only_importance.apply(b2)
     assert [r.score for r in b2.records] == pytest.approx([0.9, 0.9, 0.9, 1.0])  # not numbers: the default; clipped
 
 
@@ -67,4 +67,4 @@ def test_settings_are_strict() -> None:
 
 
 def test_an_empty_batch_is_fine() -> None:
-    assert len(ScoreStage(ScoreSettings(), REF).process(Batch(records=[]))) == 0
+    assert len(ScoreStage(ScoreSettings(), REF).apply(Batch(records=[]))) == 0

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from .api import load_recipe, plan, run, validate
     from .errors import VexrunError
     from .vmig import (
         Batch,
@@ -34,7 +35,11 @@ __all__ = [
     "VmigWriter",
     "__version__",
     "inspect_file",
+    "load_recipe",
+    "plan",
     "read_batches",
+    "run",
+    "validate",
     "validate_file",
 ]
 
@@ -46,7 +51,11 @@ _LAZY = {
     "VexrunError": "vexrun.errors",
     "VmigWriter": "vexrun.vmig",
     "inspect_file": "vexrun.vmig",
+    "load_recipe": "vexrun.api",
+    "plan": "vexrun.api",
     "read_batches": "vexrun.vmig",
+    "run": "vexrun.api",
+    "validate": "vexrun.api",
     "validate_file": "vexrun.vmig",
 }
 

@@ -29,7 +29,7 @@ import orjson
 from .errors import LockHeld, UsageError
 from .redact import redact
 
-__all__ = ["Checkpoint", "EventLog", "Progress", "StateDir", "now_iso"]
+__all__ = ["Checkpoint", "Decision", "EventLog", "Progress", "StateDir", "decide", "now_iso", "upgrade"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -76,6 +76,70 @@ class Progress:
     rejects_bytes: int = 0
 
 
+def upgrade(progress: Progress) -> Progress:
+    """A progress row written by an earlier vexrun, in today's layout (in place). Before the stage contract,
+    extract mode kept its stages' states under one "facts" key and the cascade's usage only in the counts."""
+    facts = progress.stage_state.pop("facts", None)
+    if isinstance(facts, dict):
+        for key in ("score", "dedup", "extract"):
+            if key in facts:
+                progress.stage_state[key] = dict(facts[key])
+        progress.stage_state["graph"] = facts.get("factgraph", {})
+        if progress.counts.get("llm"):
+            progress.stage_state.setdefault("extract", {})["usage"] = progress.counts["llm"]
+    return progress
+
+
+@dataclass
+class Decision:
+    """What a run does with the checkpoint it finds: start (fresh, or a new run after a completed one, or over
+    with --fresh), resume at ``progress.batches + 1``, or refuse (the checkpoint belongs to another plan)."""
+
+    action: str  # "fresh" | "new-run" | "restart" | "resume" | "refuse"
+    progress: Progress | None = None
+    #: stages whose settings differ from the checkpoint's (refuse)
+    differ: list[str] = field(default_factory=list)
+
+    def detail(self) -> str:
+        p = self.progress
+        if self.action == "refuse":
+            return (
+                f"the checkpoint belongs to another plan (stages that differ: {', '.join(self.differ)}); "
+                "a run refuses until you pass --fresh"
+            )
+        if self.action == "new-run" and p is not None:
+            return f"run {p.run_id} completed; a run starts a new one (cached work reused)"
+        if self.action == "resume" and p is not None:
+            done = p.counts.get("source", {}).get("read", 0)
+            return f"resumes run {p.run_id} at batch {p.batches + 1} ({done:,} records already done)"
+        if self.action == "restart":
+            return "--fresh: the checkpoint is reset, the embedding cache is kept"
+        return "no checkpoint: a run starts at the beginning"
+
+
+def decide(
+    stored: tuple[str | None, dict[str, str]],
+    progress: Progress | None,
+    plan: tuple[str, dict[str, str]],
+    *,
+    fresh: bool = False,
+) -> Decision:
+    """The one resume rule. ``stored``: the checkpoint's plan fingerprint and stage fingerprints; ``plan``: the
+    same of the plan about to run."""
+    fingerprint, stages = stored
+    if fingerprint is not None and fingerprint != plan[0] and not fresh:
+        now = plan[1]
+        differ = sorted({t for t in set(stages) | set(now) if stages.get(t) != now.get(t)})
+        return Decision("refuse", progress, differ)
+    if progress is None or fingerprint is None:
+        return Decision("fresh", progress)
+    if fresh:
+        return Decision("restart", progress)
+    if progress.status == "completed":
+        return Decision("new-run", progress)
+    return Decision("resume", progress)
+
+
 class Checkpoint:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -91,6 +155,10 @@ class Checkpoint:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def stored_plan(self) -> tuple[str | None, dict[str, str]]:
+        """The fingerprint of the plan the checkpoint belongs to, and its stages' fingerprints by title."""
+        return self.get_meta("fingerprint"), orjson.loads(self.get_meta("stages") or "{}")
+
     def read(self) -> Progress | None:
         row = self.db.execute(
             "SELECT run_id, status, source_index, cursor, batches, counts, stage_state, sink_state, rejects_bytes "
@@ -98,16 +166,18 @@ class Checkpoint:
         ).fetchone()
         if row is None:
             return None
-        return Progress(
-            run_id=row[0],
-            status=row[1],
-            source_index=row[2],
-            cursor=orjson.loads(row[3]) if row[3] else None,
-            batches=row[4],
-            counts=orjson.loads(row[5]),
-            stage_state=orjson.loads(row[6]),
-            sink_state=orjson.loads(row[7]),
-            rejects_bytes=row[8],
+        return upgrade(
+            Progress(
+                run_id=row[0],
+                status=row[1],
+                source_index=row[2],
+                cursor=orjson.loads(row[3]) if row[3] else None,
+                batches=row[4],
+                counts=orjson.loads(row[5]),
+                stage_state=orjson.loads(row[6]),
+                sink_state=orjson.loads(row[7]),
+                rejects_bytes=row[8],
+            )
         )
 
     def start(self, fingerprint: str, stages: dict[str, str], plan_json: bytes) -> Progress:
@@ -236,6 +306,30 @@ class StateDir:
 
     def exists(self) -> bool:
         return self.checkpoint_path.exists()
+
+    def peek(self) -> tuple[tuple[str | None, dict[str, str]], Progress | None, list[dict[str, Any]]]:
+        """Read the checkpoint without the lock and without writing: (stored plan, progress, runs)."""
+        if not self.exists():
+            return (None, {}), None, []
+        ck = Checkpoint.__new__(Checkpoint)
+        ck.path = self.checkpoint_path
+        ck.db = sqlite3.connect(f"file:{self.checkpoint_path}?mode=ro", uri=True)
+        try:
+            return ck.stored_plan(), ck.read(), ck.runs()
+        except sqlite3.DatabaseError:
+            return (None, {}), None, []
+        finally:
+            ck.close()
+
+    def cache_entries(self) -> int | None:
+        """How many embeddings the cache holds (None without a cache)."""
+        if not self.cache_path.exists():
+            return None
+        db = sqlite3.connect(f"file:{self.cache_path}?mode=ro", uri=True)
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
+        finally:
+            db.close()
 
     def ensure(self) -> None:
         try:

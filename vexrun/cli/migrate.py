@@ -67,10 +67,9 @@ def _go(
 ) -> int:
     from pathlib import Path
 
+    from ..api import run
     from ..migrate import build_recipe, parse_options, recipe_text, virtual_path
-    from ..recipe.loader import load_recipe
-    from ..runner import RunOptions
-    from ..runner import run as run_recipe
+    from .render import run_table
     from .search import parse_embedder
 
     recipe = build_recipe(
@@ -88,15 +87,17 @@ def _go(
         return 0
     cwd = Path.cwd()
     path = virtual_path(recipe, cwd)
-    doc = load_recipe(path, text=text, base_dir=cwd, env_file=env_file)
+    from ..recipe.loader import load_recipe as load_text
+
+    doc = load_text(path, text=text, base_dir=cwd, env_file=env_file)
     command = " ".join(shlex.quote(a) for a in ["vexrun", *sys.argv[1:]]) if sys.argv[1:] else None
-    summary = run_recipe(doc, RunOptions(env_file=env_file, fresh=fresh, progress=progress, command=command))
+    summary = run(doc, env_file=env_file, fresh=fresh, progress=progress, command=command)
     if as_json:
         click.echo(json.dumps(summary.to_json(), indent=2))
-        for line in summary.table():
+        for line in run_table(summary):
             click.echo(line, err=True)
     else:
-        click.echo("\n".join(summary.table()))
+        click.echo("\n".join(run_table(summary)))
     return summary.exit_code
 
 

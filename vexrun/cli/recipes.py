@@ -29,36 +29,24 @@ def _emit_json(obj: Any) -> None:
 
 def validate_recipe(path: str, env_file: str | None, fmt: str) -> int:
     """``vexrun validate RECIPE``: load and compile offline; print every finding."""
-    from ..errors import RecipeError
-    from ..plan import compile_plan
-    from ..recipe.loader import load_recipe
+    from ..api import RecipeReport, validate
 
-    try:
-        doc = load_recipe(path, env_file=env_file)
-        plan = compile_plan(doc)
-    except RecipeError as exc:
-        if fmt == "json":
-            _emit_json({"file": path, "valid": False, "findings": [f.to_json(path) for f in exc.details]})
-        else:
-            for line in exc.findings:
-                click.echo(line)
-            click.echo(f"{path}: INVALID: {len(exc.findings)} problem{'s' if len(exc.findings) != 1 else ''}")
-        return 1
+    report = validate(path, env_file=env_file)
+    assert isinstance(report, RecipeReport)
     if fmt == "json":
-        _emit_json(
-            {
-                "file": path,
-                "valid": True,
-                "findings": [w.to_json(path) for w in plan.warnings],
-                "fingerprint": plan.fingerprint,
-            }
-        )
-    else:
-        for w in plan.warnings:
-            click.echo(w.format(path))
-        stages = " → ".join(s.name for s in plan.stages if s.name not in ("source",)) or "-"
-        n = len(plan.warnings)
-        click.echo(f"{path}: valid: mode {plan.mode}, stages source → {stages}, {n} warning{'s' if n != 1 else ''}")
+        _emit_json(report.to_json())
+        return 0 if report.valid else 1
+    for f in report.findings:
+        click.echo(f.format(path))
+    if not report.valid:
+        n = len(report.findings)
+        click.echo(f"{path}: INVALID: {n} problem{'s' if n != 1 else ''}")
+        return 1
+    plan = report.plan
+    assert plan is not None
+    stages = " → ".join(s.name for s in plan.stages if s.name not in ("source",)) or "-"
+    n = len(plan.warnings)
+    click.echo(f"{path}: valid: mode {plan.mode}, stages source → {stages}, {n} warning{'s' if n != 1 else ''}")
     return 0
 
 
@@ -87,27 +75,24 @@ def run(recipe: str, env_file: str | None, fresh: bool, as_json: bool, retry_rej
     every record was written, 3 when some were rejected (they are in the rejects file), 4 when another
     run holds this recipe's lock, 130/143 when interrupted (the checkpoint is saved).
     """
-    from ..runner import RunOptions
-    from ..runner import run as run_recipe
+    from ..api import run as run_recipe
+    from .render import run_table
 
     parts = ["vexrun", "run", recipe] + (["--env-file", env_file] if env_file else [])
     if retry_rejected:
         parts.append("--retry-rejected")
-    options = RunOptions(
+    summary = run_recipe(
+        recipe,
         env_file=env_file,
         fresh=fresh,
         progress=progress,
         command=" ".join(shlex.quote(p) for p in parts),
         retry_rejected=retry_rejected,
     )
-    summary = run_recipe(recipe, options)
     if as_json:
         _emit_json(summary.to_json())
-        for line in summary.table():
-            click.echo(line, err=True)
-    else:
-        for line in summary.table():
-            click.echo(line)
+    for line in run_table(summary):
+        click.echo(line, err=as_json)
     return summary.exit_code
 
 
@@ -124,12 +109,13 @@ def plan(recipe: str, env_file: str | None, fmt: str, as_json: bool) -> int:
     from: a fresh start, a resume at batch N, or a refusal because the checkpoint belongs to another plan.
     """
     from ..ops import plan_report
+    from .render import plan_lines
 
     report = plan_report(recipe, env_file=env_file)
     if as_json or fmt == "json":
         _emit_json(report.to_json())
     else:
-        click.echo("\n".join(report.lines()))
+        click.echo("\n".join(plan_lines(report)))
     return 0
 
 
@@ -158,50 +144,13 @@ def check(recipe: str, env_file: str | None, as_json: bool) -> int:
 def status(recipe: str, env_file: str | None, as_json: bool) -> int:
     """Show where RECIPE's runs stand: the checkpoint, past runs with their counts, rejects and cache."""
     from ..ops import recipe_status
+    from .render import status_lines
 
     st = recipe_status(recipe, env_file=env_file)
     if as_json:
         _emit_json(st)
         return 0
-    click.echo(f"recipe      {st['recipe']}")
-    click.echo(f"state       {st['state_dir']}{'' if st['exists'] else ' (no runs yet)'}")
-    if st.get("checkpoint"):
-        cp = st["checkpoint"]
-        click.echo(
-            f"checkpoint  run {cp['run']} {cp['status']} after batch {cp['batches']:,} "
-            f"({cp['records']:,} records read){'; plan changed since' if st.get('plan_changed') else ''}"
-        )
-    for r in st.get("runs", []):
-        s = r.get("summary") or {}
-        click.echo(
-            f"run {r['run']:<4}    {r['status']:<12} started {r['started_at']}  attempts {r['attempts']}"
-            f"  rejected {s.get('rejected', 0):,}"
-        )
-    last = next((r.get("summary") for r in reversed(st.get("runs", [])) if r.get("summary")), None)
-    llm = (last or {}).get("counts", {}).get("llm")
-    if llm:
-        total = llm.get("total", {})
-        cost = f", ${total['cost_usd']:.4f} estimated" if "cost_usd" in total else ""
-        click.echo(
-            f"llm         {total.get('calls', 0):,} calls ({total.get('cached', 0):,} cached), "
-            f"{total.get('input_tokens', 0):,} in / {total.get('output_tokens', 0):,} out tokens, "
-            f"{total.get('retries', 0):,} retries{cost}"
-        )
-        for name, p in llm.get("providers", {}).items():
-            pc = f", ${p['cost_usd']:.4f}" if "cost_usd" in p else ""
-            click.echo(
-                f"  {name:<10}{p.get('calls', 0):,} calls, {p.get('input_tokens', 0):,} in / "
-                f"{p.get('output_tokens', 0):,} out, {p.get('retries', 0):,} retries{pc}"
-            )
-            for key, k in (p.get("keys") or {}).items():
-                click.echo(
-                    f"    {key:<8}{k.get('calls', 0):,} calls, {k.get('input_tokens', 0):,} in / "
-                    f"{k.get('output_tokens', 0):,} out, {k.get('retries', 0):,} retries"
-                )
-    if st.get("cache"):
-        click.echo(f"cache       {st['cache']['entries']:,} embeddings")
-    if st.get("rejects"):
-        click.echo(f"rejects     {st['rejects']}")
+    click.echo("\n".join(status_lines(st)))
     return 0
 
 

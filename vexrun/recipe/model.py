@@ -14,10 +14,11 @@ from ..crypto.settings import SigningSettings
 from ..providers.llm.settings import LLMSettings
 from ..registry import Kind, plugins
 from ..stages.adapt import AdaptSettings
+from ..stages.chunk import ChunkSettings
 from ..stages.settings_extract import DedupSettings, ExtractSettings, FactGraphSettings, ScoreSettings
 from ..sync.settings import SyncSettings
 
-__all__ = ["ChunkSettings", "RunSettings", "Strict", "plugin_union", "recipe_model"]
+__all__ = ["RunSettings", "Strict", "plugin_union", "recipe_model"]
 
 
 #: plugins whose config model could not be imported: "kind name" -> error
@@ -26,14 +27,6 @@ BROKEN: dict[str, str] = {}
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ChunkSettings(Strict):
-    """The ``chunk`` stage: splits texts too long for the embedder into overlapping parts (each part
-    becomes its own record with ``metadata.part`` / ``metadata.parts`` and the parent id)."""
-
-    max_chars: int = Field(default=2000, ge=200, description="Longest text embedded as one record.")
-    overlap_chars: int = Field(default=200, ge=0, description="Characters shared by consecutive parts.")
 
 
 class RunSettings(Strict):
@@ -50,6 +43,10 @@ class RunSettings(Strict):
     )
     max_rejects: int | None = Field(
         default=None, ge=0, description="Stop the run once this many records were rejected (None: no limit)."
+    )
+    executor: Literal["local"] = Field(
+        default="local",
+        description="What runs the plan's stages: 'local' (this process, batch after batch).",
     )
 
 

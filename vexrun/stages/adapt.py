@@ -21,7 +21,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import VexrunError
 from ..vmig.batch import Batch
+from ..vmig.model import Record
+from .base import Stage, StageContext, StageResult, StageSpec, rejected_from
 
 __all__ = ["AdaptCounts", "AdaptSettings", "AdaptStage", "fit_projection"]
 
@@ -72,7 +75,10 @@ def fit_projection(
     return w.astype(np.float32), report
 
 
-class AdaptStage:
+class AdaptStage(Stage):
+    """``reembed`` does nothing here (the embed stage embeds records from another model again); ``truncate``
+    and ``project`` change the vectors of records from another model."""
+
     name = "adapt"
 
     def __init__(self, settings: AdaptSettings, *, target_model: str | None, target_dims: int | None) -> None:
@@ -81,6 +87,44 @@ class AdaptStage:
         self.target_dims = settings.dims or target_dims
         self.w: np.ndarray | None = None
         self.report: dict[str, Any] = {}
+        #: a fit made when the stage opened, reported with the first batch
+        self._fitted: dict[str, Any] | None = None
+
+    @classmethod
+    def from_spec(cls, spec: StageSpec, ctx: StageContext) -> Stage:
+        return cls(spec.config, target_model=None, target_dims=None)._bind(spec, ctx)
+
+    def open(self, state: dict[str, Any] | None) -> None:
+        ctx = self.ctx
+        assert ctx is not None
+        if self.settings.strategy == "reembed" or ctx.embed is None:
+            return
+        embedder = ctx.resources.embedder()
+        self.target_model = embedder.model_id
+        self.target_dims = self.settings.dims or embedder.dims
+        if self.settings.strategy != "project":
+            return
+        if state is not None and self.load(ctx.state_dir):
+            return
+        sample = self.settings.sample
+        ctx.say(f"Fitting the projection on up to {sample:,} records ...")
+        from ..build import sample_sources
+
+        xs, texts = sample_sources(ctx, sample)
+        if len(texts) < 16:
+            raise VexrunError(
+                f"adapt 'project' needs records with both a vector and a text to fit the map; found {len(texts)}"
+            )
+        embed = ctx.resources.embedding()
+        fit = Batch(records=[Record(id=f"fit-{i}", text=t) for i, t in enumerate(texts)])
+        ys = embed.process(fit).batch.vectors
+        assert ys is not None
+        report = self.fit(np.stack(xs), ys, ctx.state_dir)
+        self._fitted = report
+        ctx.say(
+            f"Projection {len(xs[0])}-d → {ys.shape[1]}-d fitted on {report['train']:,} records; mean cosine "
+            f"{report.get('mean_cosine', float('nan')):.3f} on {report['holdout']:,} held back"
+        )
 
     # -- projection fit, persisted beside the checkpoint --------------------------------------------
     def load(self, state_dir: Path) -> bool:
@@ -102,7 +146,16 @@ class AdaptStage:
         return self.report
 
     # -- per batch -----------------------------------------------------------------------------------
-    def process(self, batch: Batch) -> tuple[Batch, AdaptCounts]:
+    def process(self, batch: Batch) -> StageResult:
+        before = Batch(records=list(batch.records), vectors=batch.vectors, has_vector=batch.has_vector)
+        out, ac = self.adapt(batch)
+        result = StageResult.passed(out, len(before), adapted=ac.adapted, rejected=len(ac.rejected))
+        result.rejected = rejected_from(before, ac.rejected)
+        if self._fitted is not None:
+            result.figures["adapt_fit"], self._fitted = self._fitted, None
+        return result
+
+    def adapt(self, batch: Batch) -> tuple[Batch, AdaptCounts]:
         counts = AdaptCounts()
         s = self.settings
         if s.strategy == "reembed" or batch.vectors is None or batch.has_vector is None:
@@ -156,14 +209,6 @@ class AdaptStage:
         return batch, counts
 
     def _drop(self, batch: Batch, counts: AdaptCounts) -> Batch:
-        keep = [i for i, r in enumerate(batch.records) if r.id not in counts.rejected]
-        out = Batch(
-            records=[batch.records[i] for i in keep],
-            rejects=batch.rejects,
-            warnings=batch.warnings,
-            cursor=batch.cursor,
-        )
-        if batch.vectors is not None and batch.has_vector is not None:
-            out.vectors = batch.vectors[keep]
-            out.has_vector = batch.has_vector[keep]
+        out = batch.select([i for i, r in enumerate(batch.records) if r.id not in counts.rejected])
+        out.lines = []
         return out

@@ -5,14 +5,25 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..ids import record_id
-from ..recipe.model import ChunkSettings
 from ..vmig.batch import Batch
 from ..vmig.model import Record
+from .base import Stage, StageContext, StageResult, StageSpec
 
-__all__ = ["ChunkStage", "split_text"]
+__all__ = ["ChunkSettings", "ChunkStage", "IdsStage", "split_text"]
+
+
+class ChunkSettings(BaseModel):
+    """The ``chunk`` stage: splits texts too long for the embedder into overlapping parts (each part
+    becomes its own record with ``metadata.part`` / ``metadata.parts`` and the parent id)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_chars: int = Field(default=2000, ge=200, description="Longest text embedded as one record.")
+    overlap_chars: int = Field(default=200, ge=0, description="Characters shared by consecutive parts.")
+
 
 _BREAK = re.compile(r"\n\n|\n|(?<=[.!?])\s|\s")
 
@@ -41,14 +52,22 @@ def split_text(text: str, max_chars: int, overlap: int) -> list[str]:
     return parts
 
 
-class ChunkStage:
+class ChunkStage(Stage):
     name = "chunk"
 
     def __init__(self, settings: ChunkSettings) -> None:
         self.max_chars = settings.max_chars
         self.overlap = settings.overlap_chars
 
-    def process(self, batch: Batch) -> Batch:
+    @classmethod
+    def from_spec(cls, spec: StageSpec, ctx: StageContext) -> Stage:
+        return cls(spec.config)._bind(spec, ctx)
+
+    def process(self, batch: Batch) -> StageResult:
+        out = self.split(batch)
+        return StageResult.passed(out, len(batch), split=len(out) - len(batch))
+
+    def split(self, batch: Batch) -> Batch:
         limit = self.max_chars
         long = {i for i, rec in enumerate(batch.records) if rec.text is not None and len(rec.text) > limit}
         if long and batch.has_vector is not None:
@@ -83,16 +102,29 @@ class ChunkStage:
                     )
                 )
                 rows.append(i)
-        out = Batch(records=records, rejects=batch.rejects, warnings=batch.warnings, cursor=batch.cursor)
-        if batch.vectors is not None and batch.has_vector is not None:
-            # Only records without a vector are split, so every part keeps "no vector".
-            idx = np.asarray(rows)
-            out.vectors = batch.vectors[idx]
-            out.has_vector = batch.has_vector[idx]
+        # Only records without a vector are split, so every part keeps "no vector".
+        out = batch.select(rows)
+        out.records = records
+        out.lines = []
         return out
 
-    def state(self) -> dict[str, Any]:
-        return {}
 
-    def restore(self, state: dict[str, Any]) -> None:
-        pass
+class IdsStage(Stage):
+    """One record per id in a batch: an earlier record whose id repeats later in the same batch is dropped
+    (an upsert would keep the last one anyway; this keeps the sinks' counts honest)."""
+
+    name = "ids"
+
+    @classmethod
+    def from_spec(cls, spec: StageSpec, ctx: StageContext) -> Stage:
+        return cls()._bind(spec, ctx)
+
+    def process(self, batch: Batch) -> StageResult:
+        seen: dict[str, int] = {}
+        for i, rec in enumerate(batch.records):
+            seen[rec.id] = i
+        if len(seen) == len(batch.records):
+            return StageResult.passed(batch, skipped=0)
+        out = batch.select(sorted(seen.values()))
+        out.lines = []
+        return StageResult.passed(out, len(batch), skipped=len(batch) - len(out))

@@ -8,6 +8,7 @@ computed at all, and fresh results are committed to the cache the moment they ar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from ..cache import EmbedCache
 from ..errors import VexrunError
 from ..providers.base import Embedder
 from ..vmig.batch import Batch
+from .base import Stage, StageContext, StageResult, StageSpec, rejected_from
 
 __all__ = ["EmbedCounts", "EmbedStage"]
 
@@ -27,23 +29,81 @@ class EmbedCounts:
     rejected: dict[str, str] = field(default_factory=dict)
 
 
-class EmbedStage:
+class EmbedStage(Stage):
     name = "embed"
 
     def __init__(
-        self, embedder: Embedder, cache: EmbedCache, *, settings_key: str = "", commit_every: int | None = None
+        self,
+        embedder: Embedder | None,
+        cache: EmbedCache | None,
+        *,
+        settings_key: str = "",
+        commit_every: int | None = None,
     ) -> None:
+        self.settings_key = settings_key
+        self.commit_every_setting = commit_every
+        #: retries the embedder reported up to the last batch (counts carry the difference)
+        self._retries = 0
+        self.embedder: Embedder
+        self.cache: EmbedCache
+        if embedder is not None and cache is not None:
+            self._attach(embedder, cache)
+
+    def _attach(self, embedder: Embedder, cache: EmbedCache) -> None:
         self.embedder = embedder
         self.cache = cache
         self.model_id = embedder.model_id
         #: the cache is keyed by the model and the settings that change its output (normalisation, …)
-        self.cache_model = f"{self.model_id}#{settings_key}" if settings_key else self.model_id
+        key = self.settings_key
+        self.cache_model = f"{self.model_id}#{key}" if key else self.model_id
         cfg = getattr(embedder, "config", None)
         per_call = int(getattr(cfg, "batch_size", 0) or 256) * int(getattr(cfg, "concurrency", 1) or 1)
         #: texts per embedder call, each call's results committed to the cache before the next
-        self.commit_every = commit_every or per_call
+        self.commit_every = self.commit_every_setting or per_call
 
-    def process(self, batch: Batch) -> tuple[Batch, EmbedCounts]:
+    @classmethod
+    def from_spec(cls, spec: StageSpec, ctx: StageContext) -> Stage:
+        return cls(None, None, settings_key=spec.fingerprint)._bind(spec, ctx)
+
+    def open(self, state: dict[str, Any] | None) -> None:
+        assert self.ctx is not None
+        res = self.ctx.resources
+        self._attach(res.embedder(), res.cache())
+        self._retries = self._embedder_retries()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for key in ("embedder", "cache"):
+            state.pop(key, None)
+        return state
+
+    def _embedder_retries(self) -> int:
+        usage = getattr(self.embedder, "usage", None)
+        return int(usage.get("retries", 0)) if isinstance(usage, dict) else 0
+
+    def process(self, batch: Batch) -> StageResult:
+        out, ec = self.embed(batch)
+        retries = self._embedder_retries()
+        counts = {
+            "in": len(batch),
+            "out": len(out),
+            "computed": ec.computed,
+            "cached": ec.cached,
+            "kept": ec.kept,
+            "rejected": len(ec.rejected),
+            "retries": retries - self._retries,
+        }
+        self._retries = retries
+        result = StageResult(out, counts, rejected=rejected_from(batch, ec.rejected))
+        if ec.rejected and self.ctx is not None and self.ctx.on_error == "fail":
+            raise VexrunError(
+                f"a record failed terminally ({next(iter(ec.rejected.values()))}) and run.on_error is 'fail'",
+                hint=f"fix it, then resume with: {self.ctx.resume}",
+            )
+        return result
+
+    def embed(self, batch: Batch) -> tuple[Batch, EmbedCounts]:
+        """The batch with a vector for every record that has one or a text, and what it took."""
         counts = EmbedCounts()
         n = len(batch)
         if n == 0:
@@ -89,9 +149,9 @@ class EmbedStage:
         elif keep_rows and batch.vectors is not None:
             dims = int(batch.vectors.shape[1])
         rows = sorted(keep_rows + embed_rows)
-        records = [batch.records[i] for i in rows]
-        out = Batch(records=records, rejects=batch.rejects, warnings=batch.warnings, cursor=batch.cursor)
-        out.lines = [batch.lines[i] for i in rows] if batch.lines else []
+        out = batch.select(rows)
+        records = out.records
+        out.vectors = out.has_vector = None
         if dims is None:
             return out, counts
         mat = np.zeros((len(rows), dims), dtype=np.float32)

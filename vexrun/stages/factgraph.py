@@ -23,6 +23,7 @@ from typing import Any
 from ..connectors.base import Edge
 from ..vmig.batch import Batch
 from ..vmig.model import Record
+from .base import Stage, StageContext, StageResult, StageSpec
 from .settings_extract import FactGraphSettings
 
 __all__ = ["FactGraphStage"]
@@ -36,7 +37,7 @@ def _keys(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(" ".join(str(v).lower().split()) for v in value if isinstance(v, str) and v.strip()))
 
 
-class FactGraphStage:
+class FactGraphStage(Stage):
     name = "graph"
 
     def __init__(self, settings: FactGraphSettings) -> None:
@@ -48,7 +49,19 @@ class FactGraphStage:
         self._by_tag: dict[str, deque[str]] = {}
         self._by_entity: dict[str, deque[str]] = {}
 
-    def process(self, batch: Batch, exclude: Collection[str] = ()) -> list[Edge]:
+    @classmethod
+    def from_spec(cls, spec: StageSpec, ctx: StageContext) -> Stage:
+        return cls(spec.config)._bind(spec, ctx)
+
+    def open(self, state: dict[str, Any] | None) -> None:
+        if state is not None:
+            self.restore(state)
+
+    def process(self, batch: Batch) -> StageResult:
+        edges = self.link(batch, exclude=batch.resent)
+        return StageResult(batch, {"in": len(batch), "out": len(batch), "edges": len(edges)}, edges=edges)
+
+    def link(self, batch: Batch, exclude: Collection[str] = ()) -> list[Edge]:
         """The edges of this batch's facts. ``exclude``: ids of facts sent again (dedup's ``updated``), which
         already have their edges."""
         s = self.settings

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..connectors.base import Edge
 from ..vmig.batch import Batch
+from .base import Stage, StageContext, StageResult, StageSpec
 from .settings_extract import FactGraphSettings
 
 __all__ = ["GraphStage"]
@@ -13,7 +14,7 @@ __all__ = ["GraphStage"]
 _MAX_OPEN = 64  # conversations remembered across batches (sources stream them one after another)
 
 
-class GraphStage:
+class GraphStage(Stage):
     name = "graph"
 
     def __init__(self, settings: FactGraphSettings) -> None:
@@ -21,7 +22,19 @@ class GraphStage:
         #: conversation id → id of its last record seen (insertion-ordered, bounded)
         self.last: dict[str, str] = {}
 
-    def process(self, batch: Batch) -> list[Edge]:
+    @classmethod
+    def from_spec(cls, spec: StageSpec, ctx: StageContext) -> Stage:
+        return cls(spec.config)._bind(spec, ctx)
+
+    def open(self, state: dict[str, Any] | None) -> None:
+        if state is not None:
+            self.restore(state)
+
+    def process(self, batch: Batch) -> StageResult:
+        edges = self.link(batch)
+        return StageResult(batch, {"in": len(batch), "out": len(batch), "edges": len(edges)}, edges=edges)
+
+    def link(self, batch: Batch) -> list[Edge]:
         if not self.temporal:
             return []
         edges: list[Edge] = []

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..vmig.batch import Batch
+from .base import Stage, StageContext, StageResult, StageSpec
 from .settings_extract import ScoreSettings
 
 __all__ = ["ScoreStage", "parse_time"]
@@ -35,7 +36,7 @@ def parse_time(value: Any) -> float | None:
     return when.timestamp()
 
 
-class ScoreStage:
+class ScoreStage(Stage):
     name = "score"
 
     def __init__(self, settings: ScoreSettings, reference: datetime | None = None) -> None:
@@ -63,7 +64,18 @@ class ScoreStage:
         scores: np.ndarray = s.importance_weight * importance + s.recency_weight * recency
         return scores
 
-    def process(self, batch: Batch) -> Batch:
+    @classmethod
+    def from_spec(cls, spec: StageSpec, ctx: StageContext) -> Stage:
+        return cls(spec.config)._bind(spec, ctx)
+
+    def open(self, state: dict[str, Any] | None) -> None:
+        if state:
+            self.restore(state)
+
+    def process(self, batch: Batch) -> StageResult:
+        return StageResult.passed(self.apply(batch))
+
+    def apply(self, batch: Batch) -> Batch:
         """Set ``score`` on every record (in place) and return the batch."""
         if len(batch):
             for rec, value in zip(batch.records, self.scores(batch).tolist(), strict=True):

@@ -41,6 +41,8 @@ class Batch:
     warnings: list[Finding] = field(default_factory=list)
     #: Where the next batch starts in the source: (byte offset in the uncompressed stream, line number).
     cursor: tuple[int, int] | None = None
+    #: ids of records sent again in this batch (facts that absorbed a duplicate): already linked by the graph
+    resent: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         return len(self.records)
@@ -58,6 +60,23 @@ class Batch:
     def __iter__(self) -> Iterator[tuple[Record, np.ndarray | None]]:
         for i, rec in enumerate(self.records):
             yield rec, self.vector(i)
+
+    def select(self, rows: Sequence[int]) -> Batch:
+        """A batch of these rows (in this order), keeping everything else the batch carries."""
+        out = Batch(
+            records=[self.records[i] for i in rows],
+            rejects=self.rejects,
+            warnings=self.warnings,
+            cursor=self.cursor,
+            resent=self.resent,
+        )
+        if self.lines:
+            out.lines = [self.lines[i] for i in rows]
+        if self.vectors is not None and self.has_vector is not None:
+            idx = np.asarray(rows, dtype=np.intp)
+            out.vectors = self.vectors[idx]
+            out.has_vector = self.has_vector[idx]
+        return out
 
     @classmethod
     def from_records(

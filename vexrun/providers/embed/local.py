@@ -60,6 +60,10 @@ class LocalEmbedderConfig(PluginConfig):
         default=None, ge=8, le=8192, description="Cut texts to this many tokens (default: the model's own, 256)."
     )
 
+    def declared_dims(self) -> int | None:
+        """The output size, known without loading the model (the compiler checks targets' max dims with it)."""
+        return 384 if "minilm-l6" in self.model.lower() else None
+
 
 class LocalEmbedder(Embedder):
     name = "local"

@@ -2,9 +2,9 @@
 
 ::
 
-    stage = DedupStage(DedupSettings(), state_dir / "dedup", embed=lambda b: embed_stage.process(b)[0])
+    stage = DedupStage(DedupSettings(), state_dir / "dedup", embed=lambda b: embed_stage.embed(b)[0])
     stage.reset()                   # a fresh run; or stage.restore(checkpointed_state) when resuming
-    result = stage.process(batch)   # facts (after score)
+    result = stage.dedup(batch)     # facts (after score); stage.process(batch) is the StageResult
     result.batch    # the facts kept, with their vectors, then earlier facts that absorbed a duplicate (again)
     result.merged   # {dropped id: kept id}
     ... after the runner commits the batch: checkpoint stage.state()
@@ -40,6 +40,7 @@ import numpy as np
 
 from ...vmig.batch import Batch
 from ...vmig.model import MetadataValue, Record, Scalar
+from ..base import Stage, StageContext, StageResult, StageSpec
 from ..settings_extract import DedupSettings
 from .index import CosineIndex, normalise
 from .store import FactStore, text_hash
@@ -133,22 +134,46 @@ def merge(kept: Record, kept_info: float, dup: Record, dup_info: float, cap: int
     return rec, max(kept_info, dup_info), richer
 
 
-class DedupStage:
+class DedupStage(Stage):
     name = "dedup"
 
     def __init__(
-        self, settings: DedupSettings, state_dir: Path | str, embed: Callable[[Batch], Batch] | None = None
+        self,
+        settings: DedupSettings,
+        state_dir: Path | str,
+        embed: Callable[[Batch], Batch] | None = None,
+        *,
+        lazy: bool = False,
     ) -> None:
-        if settings.semantic and embed is None:
+        if settings.semantic and embed is None and not lazy:
             raise ValueError("semantic dedup needs an embed callable")
         self.settings = settings
         self.dir = Path(state_dir)
         self.embed = embed
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.store = FactStore(self.dir / "facts.sqlite")
         #: namespace → its index (semantic) and row count
         self.indexes: dict[str, CosineIndex] = {}
         self.rows: dict[str, int] = {}
+        self.store: FactStore
+        if not lazy:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.store = FactStore(self.dir / "facts.sqlite")
+
+    @classmethod
+    def from_spec(cls, spec: StageSpec, ctx: StageContext) -> Stage:
+        return cls(spec.config, ctx.state_dir / "dedup", lazy=True)._bind(spec, ctx)
+
+    def open(self, state: dict[str, Any] | None) -> None:
+        """A fresh run forgets every fact; a resumed one cuts back to the checkpointed state."""
+        ctx = self.ctx
+        if self.settings.semantic and self.embed is None and ctx is not None:
+            resources = ctx.resources
+            self.embed = lambda b: resources.embedding().process(b).batch
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.store = FactStore(self.dir / "facts.sqlite")
+        if state is None:
+            self.reset()
+        else:
+            self.restore(state)
 
     # --- lifecycle ------------------------------------------------------------------------------------------
 
@@ -166,7 +191,8 @@ class DedupStage:
     def close(self) -> None:
         for index in self.indexes.values():
             index.close()
-        self.store.close()
+        if hasattr(self, "store"):
+            self.store.close()
 
     def state(self) -> dict[str, Any]:
         """What the checkpoint keeps: per namespace, the committed rows, dims and when the cells were made."""
@@ -207,7 +233,24 @@ class DedupStage:
 
     # --- the stage ------------------------------------------------------------------------------------------
 
-    def process(self, batch: Batch) -> DedupResult:
+    def process(self, batch: Batch) -> StageResult:
+        """Facts in, one per piece of knowledge out; earlier facts that absorbed a duplicate are sent again
+        (``batch.resent``: the graph has linked them already)."""
+        res = self.dedup(batch)
+        out = res.batch
+        out.resent = frozenset(res.updated)
+        c = res.counts
+        merged = c.exact + c.semantic
+        counts = {
+            "in": len(batch),
+            "out": len(out) - len(res.updated),
+            "skipped": merged,
+            "exact": c.exact,
+            "semantic": c.semantic,
+        }
+        return StageResult(out, counts)
+
+    def dedup(self, batch: Batch) -> DedupResult:
         counts = DedupCounts(seen=len(batch))
         result = DedupResult(batch=Batch(records=[], cursor=batch.cursor), counts=counts)
         if not len(batch):

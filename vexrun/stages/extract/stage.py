@@ -27,11 +27,13 @@ from typing import Any
 
 import orjson
 
+from ...errors import VexrunError
 from ...ids import content_hash, record_id
 from ...providers.llm.base import ChatRequest, estimate_tokens
 from ...providers.llm.cascade import Cascade, Outcome
 from ...vmig.batch import Batch
 from ...vmig.model import MetadataValue, Record
+from ..base import Rejected, Stage, StageContext, StageResult, StageSpec
 from ..settings_extract import ExtractSettings
 from .parse import ParsedAnswer, ParsedFact, find_json, validate
 from .prompt import PROMPT_VERSION, ChunkView, build_request, observed_date, user_context_text
@@ -76,20 +78,74 @@ class _Unit:
     request: ChatRequest
 
 
-class ExtractStage:
+class ExtractStage(Stage):
+    """Built from a plan (:meth:`from_spec`), the stage owns its cascade: :meth:`open` builds the providers
+    and the LLM cache in the state directory and restores the usage accounting of a resumed run."""
+
     name = "extract"
 
     def __init__(
         self,
         settings: ExtractSettings,
-        cascade: Cascade,
+        cascade: Cascade | None,
         *,
         on_progress: Callable[[int, int], None] | None = None,
+        llm: Any = None,
     ) -> None:
         self.settings = settings
-        self.cascade = cascade
+        self.cascade: Cascade = cascade  # type: ignore[assignment]  # built by open() when None
+        self._owned: list[Any] = []
+        #: the recipe's `llm:` settings (None: auto), when the stage builds its own cascade
+        self.llm = llm
         #: called (from worker threads) as each request finishes: (requests done, requests in the batch)
         self.on_progress = on_progress
+        self._retries = 0
+
+    @classmethod
+    def from_spec(cls, spec: StageSpec, ctx: StageContext) -> Stage:
+        extract, llm = spec.config
+        return cls(extract, None, llm=llm)._bind(spec, ctx)
+
+    def open(self, state: dict[str, Any] | None) -> None:
+        ctx = self.ctx
+        if self.cascade is None and ctx is not None:
+            from ...providers.llm.settings import LLMSettings, build_providers
+            from ..llm_cache import LLMCache
+
+            settings: LLMSettings = self.llm or LLMSettings()
+            cache = LLMCache(ctx.state_dir / "llm-cache.sqlite")
+            self._owned.append(cache)
+            self.cascade = Cascade(
+                build_providers(settings, note=ctx.say),
+                cache=cache,
+                max_concurrency=settings.max_concurrency,
+                max_rate_retries=settings.max_rate_retries,
+                log_fn=ctx.say,
+                reask_invalid=ctx.retry,
+            )
+            self.cascade.open()
+            self._owned.insert(0, self.cascade)
+            for line in self.cascade.describe():
+                ctx.say(f"LLM {line.get('provider')}: {line.get('model')}, {line.get('keys')} key(s)")
+        if state and state.get("usage"):
+            self.cascade.restore_usage(state["usage"])
+        self._retries = self._total_retries()
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self._owned:
+            raise TypeError("an opened extract stage does not pickle; pickle it before open()")
+        return dict(self.__dict__)
+
+    def close(self) -> None:
+        for res in self._owned:
+            try:
+                res.close()
+            except Exception:  # noqa: BLE001 - closing must not hide the run's own outcome
+                pass
+        self._owned = []
+
+    def _total_retries(self) -> int:
+        return int(self.cascade.usage()["total"].get("retries", 0)) if self.cascade is not None else 0
 
     # --- prompts ----------------------------------------------------------------------------------------------
 
@@ -150,7 +206,32 @@ class ExtractStage:
 
     # --- the stage --------------------------------------------------------------------------------------------
 
-    def process(self, batch: Batch) -> ExtractResult:
+    def process(self, batch: Batch) -> StageResult:
+        """Chunks in, facts out. Chunks every provider failed on are rejected (stage extract), from where
+        ``--retry-rejected`` takes them again."""
+        by_id = {r.id: r for r in batch.records}
+        result = self.extract(batch)
+        usage = self.cascade.usage()
+        retries = int(usage["total"].get("retries", 0))
+        counts = {
+            "in": len(batch),
+            "out": result.counts.facts,
+            "rejected": len(result.failed),
+            "skipped": result.counts.skipped,
+            "retries": retries - self._retries,
+        }
+        self._retries = retries
+        out = StageResult(result.facts, counts, figures={"llm": usage})
+        out.rejected = [Rejected(reason, by_id[cid]) for cid, reason in result.failed.items() if cid in by_id]
+        if result.failed and self.ctx is not None and self.ctx.on_error == "fail":
+            first = next(iter(result.failed.values()))
+            raise VexrunError(
+                f"{len(result.failed)} chunk(s) failed on every LLM provider ({first}) and run.on_error is 'fail'",
+                hint=f"resume with: {self.ctx.resume}",
+            )
+        return out
+
+    def extract(self, batch: Batch) -> ExtractResult:
         counts = ExtractCounts(chunks=len(batch))
         chunks = [r for r in batch.records if r.text and r.text.strip()]
         counts.skipped = len(batch) - len(chunks)
@@ -253,10 +334,7 @@ class ExtractStage:
         )
 
     def state(self) -> dict[str, Any]:
-        return {}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        pass
+        return {"usage": self.cascade.usage()} if self.cascade is not None else {}
 
 
 def _parser(labels: list[str]) -> Callable[[str], ParsedAnswer]:

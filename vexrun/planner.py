@@ -21,8 +21,9 @@ from .recipe.interpolate import Reference
 from .recipe.loader import RecipeDoc, RecipeFinding, dotted
 from .recipe.yamlpos import Path_
 from .registry import resolve
+from .stages.base import Role, StageSpec
 
-__all__ = ["Plan", "StagePlan", "compile_plan", "default_state_dir"]
+__all__ = ["Plan", "StagePlan", "StageSpec", "compile_plan", "default_state_dir"]
 
 #: Settings that change how a run goes, not what it produces: left out of the fingerprint.
 _VOLATILE = {
@@ -38,20 +39,25 @@ _VOLATILE = {
 }
 
 
-@dataclass
-class StagePlan:
-    name: str
-    title: str
-    settings: dict[str, Any]
-    capabilities: dict[str, Any] | None = None
-    fingerprint: str = ""
+#: The order the plan fingerprint lists its stages in: the order plans were printed in before the plan became
+#: what runs, so a checkpoint made then still matches (stages that did not exist then are not fingerprinted).
+_FINGERPRINT_ORDER = {
+    n: i
+    for i, n in enumerate(("source", "chunk", "adapt", "extract", "score", "dedup", "embed", "graph", "store", "sign"))
+}
+_FINGERPRINT_ORDER["sync"] = len(_FINGERPRINT_ORDER)
+
+#: Kept for code that named the stage type of plans before the stage contract.
+StagePlan = StageSpec
 
 
 @dataclass
 class Plan:
+    """The compiled recipe: the stages in the order they run, each with its resolved settings."""
+
     doc: RecipeDoc
     mode: str
-    stages: list[StagePlan]
+    stages: list[StageSpec]
     state_dir: Path
     secrets: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[RecipeFinding] = field(default_factory=list)
@@ -59,7 +65,15 @@ class Plan:
 
     @property
     def stage_fingerprints(self) -> dict[str, str]:
-        return {s.title: s.fingerprint for s in self.stages}
+        return {s.title: s.fingerprint for s in self.stages if s.fingerprint}
+
+    def role(self, role: Role) -> list[StageSpec]:
+        """The stages of one role (source, batch, store, publish), in order."""
+        return [s for s in self.stages if s.role == role]
+
+    @property
+    def embed(self) -> StageSpec | None:
+        return next((s for s in self.stages if s.name == "embed"), None)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -136,17 +150,16 @@ def _caps(spec_caps: Any) -> dict[str, Any] | None:
 
 
 def _other_models(doc: RecipeDoc, target_model: str) -> list[str]:
-    """Models named in the sidecars of vmig sources that are not the embedder's (cheap: no data is read)."""
-    from .vmig.sidecar import read_meta
-
+    """Models that made the sources' vectors, other than the embedder's, as far as the sources can tell
+    without reading data (capability ``declares_models``: a file's sidecar)."""
     found: set[str] = set()
     for cfg in doc.sources:
-        if resolve("source", cfg.type).name != "vmig":
+        spec = resolve("source", cfg.type)
+        if spec.capabilities is None or not spec.capabilities.declares_models or not spec.installed():
             continue
-        path = doc.directory / cfg.path
-        meta = read_meta(path) if path.is_file() else None
-        if meta and meta[1] and isinstance(meta[1].get("models"), list):
-            found.update(str(m) for m in meta[1]["models"] if m and target_model not in str(m))
+        for m in spec.implementation().declared_models(cfg, doc.directory):
+            if m and target_model not in str(m):
+                found.add(str(m))
     return sorted(found)
 
 
@@ -166,11 +179,28 @@ def _describe_llm(doc: RecipeDoc) -> Any:
     return {**redacted, "cascade": described or "no provider has a key set (and Ollama is not probed by plan)"}
 
 
+_STAGES = "vexrun.stages"
+
+
+def _spec(name: str, title: str, settings: dict[str, Any], impl: str, config: Any) -> StageSpec:
+    return StageSpec(name, title, settings, role="batch", impl=f"{_STAGES}.{impl}", config=config)
+
+
+def _declared_dims(settings: dict[str, Any], config: Any) -> int | None:
+    dims = settings.get("dims") or settings.get("dimensions")
+    if dims is None and hasattr(config, "declared_dims"):
+        dims = config.declared_dims()
+    return int(dims) if dims else None
+
+
 def compile_plan(doc: RecipeDoc) -> Plan:
-    """Compile a loaded recipe. Raises :class:`RecipeError` with every rule the recipe breaks."""
+    """Compile a loaded recipe into the stages that run, in order. Raises :class:`RecipeError` with every rule
+    the recipe breaks."""
+    from .stages.adapt import AdaptSettings
+
     model = doc.model
     findings: list[RecipeFinding] = []
-    stages: list[StagePlan] = []
+    stages: list[StageSpec] = []
 
     facts = model.mode in ("extract", "smart")
     if facts and model.embed is None and model.dedup.semantic:
@@ -185,9 +215,33 @@ def compile_plan(doc: RecipeDoc) -> Plan:
 
     for path, cfg in zip(doc.source_paths(), doc.effective_sources(), strict=True):
         spec = resolve("source", cfg.type)
-        stages.append(StagePlan("source", f"{dotted(path)} ({spec.name})", _redacted(doc, path, cfg)))
+        stages.append(
+            StageSpec(
+                "source",
+                f"{dotted(path)} ({spec.name})",
+                _redacted(doc, path, cfg),
+                role="source",
+                config=cfg,
+                plugin=spec,
+            )
+        )
 
-    stages.append(StagePlan("chunk", "chunk", model.chunk.model_dump(mode="json")))
+    stages.append(_spec("chunk", "chunk", model.chunk.model_dump(mode="json"), "chunk:ChunkStage", model.chunk))
+    ids = _spec("ids", "ids", {"duplicates": "the last record of an id in a batch wins"}, "chunk:IdsStage", None)
+    stages.append(ids)
+
+    if facts:
+        extract_settings = model.extract.model_dump(mode="json")
+        extract_settings["llm"] = _describe_llm(doc)
+        stages.append(
+            _spec(
+                "extract", "extract (LLM)", extract_settings, "extract.stage:ExtractStage", (model.extract, model.llm)
+            )
+        )
+        stages.append(_spec("score", "score", model.score.model_dump(mode="json"), "score:ScoreStage", model.score))
+        stages.append(
+            _spec("dedup", "dedup", model.dedup.model_dump(mode="json"), "dedup.stage:DedupStage", model.dedup)
+        )
 
     adapt = model.adapt
     if adapt is not None:
@@ -203,35 +257,28 @@ def compile_plan(doc: RecipeDoc) -> Plan:
             findings.append(
                 doc.finding(("adapt",), "missing-field", "adapt 'truncate' needs 'dims' (or an 'embed:' section)")
             )
-        stages.append(StagePlan("adapt", f"adapt ({adapt.strategy})", adapt.model_dump(mode="json")))
+        stages.append(
+            _spec("adapt", f"adapt ({adapt.strategy})", adapt.model_dump(mode="json"), "adapt:AdaptStage", adapt)
+        )
     elif model.embed is not None:
         other = _other_models(doc, str(getattr(model.embed, "model", "") or ""))
         if other:
+            because = {"strategy": "reembed", "because": f"the source vectors come from {', '.join(other)}"}
             stages.append(
-                StagePlan(
-                    "adapt",
-                    "adapt (reembed)",
-                    {"strategy": "reembed", "because": f"the source vectors come from {', '.join(other)}"},
-                )
+                _spec("adapt", "adapt (reembed)", because, "adapt:AdaptStage", AdaptSettings(strategy="reembed"))
             )
-
-    if facts:
-        extract_settings = model.extract.model_dump(mode="json")
-        extract_settings["llm"] = _describe_llm(doc)
-        stages.append(StagePlan("extract", "extract (LLM)", extract_settings))
-        stages.append(StagePlan("score", "score", model.score.model_dump(mode="json")))
-        stages.append(StagePlan("dedup", "dedup", model.dedup.model_dump(mode="json")))
 
     embed_dims: int | None = None
     if model.embed is not None:
         spec = resolve("embedder", model.embed.type)
         settings = _redacted(doc, ("embed",), model.embed)
-        embed_dims = settings.get("dims") or settings.get("dimensions")
-        if embed_dims is None and spec.name == "local" and "minilm-l6" in str(settings.get("model", "")).lower():
-            embed_dims = 384
-        stages.append(StagePlan("embed", f"embed ({spec.name})", settings))
+        embed_dims = _declared_dims(settings, model.embed)
+        embed = _spec("embed", f"embed ({spec.name})", settings, "embed:EmbedStage", model.embed)
+        embed.plugin = spec
+        stages.append(embed)
 
-    stages.append(StagePlan("graph", "graph", model.graph.model_dump(mode="json")))
+    graph_impl = "factgraph:FactGraphStage" if facts else "graph:GraphStage"
+    stages.append(_spec("graph", "graph", model.graph.model_dump(mode="json"), graph_impl, model.graph))
 
     # Sources that never carry vectors (conversation exports) need an embedder before an ANN target; stores
     # and .vmig.jsonl files bring their own.
@@ -239,9 +286,10 @@ def compile_plan(doc: RecipeDoc) -> Plan:
         {
             spec.name
             for spec in (resolve("source", c.type) for c in doc.sources)
-            if spec.name != "vmig" and (spec.capabilities is None or spec.capabilities.vectors == "none")
+            if spec.capabilities is None or spec.capabilities.vectors == "none"
         }
     )
+    file_outputs: list[Any] = []
     for path, cfg in zip(doc.target_paths(), doc.targets, strict=True):
         spec = resolve("sink", cfg.type)
         caps = spec.capabilities
@@ -261,14 +309,25 @@ def compile_plan(doc: RecipeDoc) -> Plan:
                     f"the embedder makes {embed_dims}-d vectors; '{spec.name}' holds at most {caps.max_dims}",
                 )
             )
-        stages.append(StagePlan("store", f"{dotted(path)} ({spec.name})", _redacted(doc, path, cfg), _caps(caps)))
+        if caps is not None and caps.file_output:
+            file_outputs.append(cfg)
+        stages.append(
+            StageSpec(
+                "store",
+                f"{dotted(path)} ({spec.name})",
+                _redacted(doc, path, cfg),
+                role="store",
+                config=cfg,
+                plugin=spec,
+                capabilities=_caps(caps),
+            )
+        )
 
-    vmig_targets = [c for c in doc.targets if resolve("sink", c.type).name == "vmig"]
     for section in ("signing", "sync"):
         settings = getattr(model, section)
         if settings is None:
             continue
-        if not vmig_targets:
+        if not file_outputs:
             findings.append(
                 doc.finding(
                     (section,),
@@ -277,8 +336,17 @@ def compile_plan(doc: RecipeDoc) -> Plan:
                 )
             )
             continue
-        title = "sign" if section == "signing" else "sync"
-        stages.append(StagePlan(title, f"{title} ({vmig_targets[0].path})", _redacted(doc, (section,), settings)))
+        name = "sign" if section == "signing" else "sync"
+        output = file_outputs[0].path
+        stage = _spec(
+            name,
+            f"{name} ({output})",
+            _redacted(doc, (section,), settings),
+            f"publish:{name.title()}Stage",
+            (settings, output),
+        )
+        stage.role = "publish"
+        stages.append(stage)
 
     if findings:
         findings.sort(key=lambda f: (f.line, f.column))
@@ -289,7 +357,8 @@ def compile_plan(doc: RecipeDoc) -> Plan:
         )
 
     for stage in stages:
-        stage.fingerprint = _fingerprint({"stage": stage.name, "settings": stage.settings})
+        if stage is not ids:
+            stage.fingerprint = _fingerprint({"stage": stage.name, "settings": stage.settings})
     plan = Plan(
         doc=doc,
         mode=model.mode,
@@ -297,7 +366,8 @@ def compile_plan(doc: RecipeDoc) -> Plan:
         state_dir=default_state_dir(doc),
         warnings=list(doc.warnings),
     )
-    plan.fingerprint = _fingerprint({"mode": model.mode, "stages": [s.fingerprint for s in stages]})
+    legacy = sorted((s for s in stages if s.fingerprint), key=lambda s: _FINGERPRINT_ORDER[s.name])
+    plan.fingerprint = _fingerprint({"mode": model.mode, "stages": [s.fingerprint for s in legacy]})
     for spath, refs in sorted(doc.secrets.items(), key=lambda kv: dotted(kv[0])):
         plan.secrets.append(
             {

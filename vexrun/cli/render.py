@@ -1,0 +1,186 @@
+"""How the CLI shows things to a person: the run table, the plan and the status of a recipe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+__all__ = ["plan_lines", "run_table", "status_lines"]
+
+
+def _note(row: dict[str, Any], counts: dict[str, Any]) -> str:
+    name = row["stage"]
+    if name == "chunk" and row.get("split"):
+        return f"+{row['split']:,} parts from long texts"
+    if name == "ids" and row.get("skipped"):
+        return f"{row['skipped']:,} records with an id repeated later in the batch"
+    if name == "adapt":
+        note = f"adapted {row.get('adapted', 0):,}"
+        fit = counts.get("adapt_fit")
+        if fit and "mean_cosine" in fit:
+            note += f"; fit mean cosine {fit['mean_cosine']:.3f} on {fit['holdout']:,} held back"
+        return note
+    if name == "extract":
+        usage = (counts.get("llm") or {}).get("total", {})
+        cost = f", ${usage['cost_usd']:.4f}" if "cost_usd" in usage else ""
+        return (
+            f"{usage.get('calls', 0):,} calls ({usage.get('cached', 0):,} cached), "
+            f"{usage.get('input_tokens', 0):,} in / {usage.get('output_tokens', 0):,} out tokens{cost}"
+        )
+    if name == "dedup":
+        return f"merged {row.get('exact', 0):,} exact and {row.get('semantic', 0):,} near duplicates"
+    if name == "embed":
+        return f"computed {row.get('computed', 0):,}, cached {row.get('cached', 0):,}, kept {row.get('kept', 0):,}"
+    if name == "graph":
+        return f"{row.get('edges', 0):,} edges"
+    if name == "sign" and row.get("signature"):
+        return f"signature {row['signature']}"
+    if name == "sync" and "generation" in row:
+        if row.get("unchanged"):
+            return "unchanged"
+        return (
+            f"generation {row['generation']}: {row['objects_uploaded']} of {row['objects_total']} objects, "
+            f"{row['bytes_pushed']:,} bytes pushed"
+        )
+    return ""
+
+
+def run_table(summary: Any) -> list[str]:
+    """The stages of a run in the order they ran, with what each read, wrote, skipped, rejected and retried."""
+    rows = [
+        r for r in summary.rows() if r["stage"] not in ("sign", "sync") or r.get("signature") or r.get("generation")
+    ]
+    width = max([len(r["title"]) for r in rows] + [5])
+    head = f"{'stage':<{width}}  {'read':>8}  {'written':>8}  {'skipped':>7}  {'rejected':>8}  {'retried':>7}"
+    out = [head]
+    for r in rows:
+        line = (
+            f"{r['title']:<{width}}  {r['in']:>8,}  {r['out']:>8,}  {r.get('skipped', 0):>7,}  "
+            f"{r['rejected']:>8,}  {r.get('retries', 0):>7,}"
+        )
+        note = _note(r, summary.counts)
+        out.append(line + (f"  {note}" if note else ""))
+    mins, secs = divmod(summary.elapsed_s, 60)
+    tail = f"{summary.status}: run {summary.run_id}, {summary.batches:,} batches in {int(mins)}m{secs:04.1f}s"
+    if summary.rejects:
+        tail += f"; {summary.rejects:,} rejected records in {summary.rejects_file}"
+    out.append(tail)
+    return out
+
+
+def _wrap(items: list[str], indent: int, width: int = 100) -> list[str]:
+    lines: list[str] = []
+    cur = ""
+    for item in items:
+        if cur and indent + len(cur) + 2 + len(item) > width:
+            lines.append(" " * indent + cur)
+            cur = item
+        else:
+            cur = f"{cur}, {item}" if cur else item
+    if cur:
+        lines.append(" " * indent + cur)
+    return lines
+
+
+def _cascade_lines(llm: dict[str, Any]) -> list[str]:
+    cascade = llm.get("cascade")
+    if not isinstance(cascade, list):
+        return [f"       cascade: {cascade or llm.get('problem') or llm.get('providers')}"]
+    out = ["       cascade (in order):"]
+    for c in cascade:
+        budget = ", ".join(f"{c[k]:,} {k.upper().replace('_', ' ')}" for k in ("tpm", "rpm", "output_tpm") if c.get(k))
+        price = c.get("price_per_1m")
+        cost = f", ${price['input']}/${price['output']} per 1M tokens" if price else ""
+        keys = "no key needed" if c.get("type") == "ollama" else f"{c['keys']} key(s) set"
+        out.append(
+            f"         {c['provider']}: {c['model']} at {c['url']}, {keys}"
+            f"{', ' + budget + ' per key' if budget else ''}{cost}"
+        )
+    return out
+
+
+def plan_lines(report: Any) -> list[str]:
+    """``vexrun plan``: the stages in the order they run, their settings, capabilities, secrets and resume."""
+    p = report.plan
+    out = [f"plan for {p.doc.display} ({p.doc.name}) · mode {p.mode} · fingerprint {p.fingerprint}"]
+    out.append("stages")
+    for i, stage in enumerate(p.stages, start=1):
+        out.append(f"  {i}. {stage.title}")
+        pairs = [
+            f"{key}: {value if isinstance(value, str) else orjson.dumps(value).decode()}"
+            for key, value in stage.settings.items()
+            if key not in ("type", "llm") and value is not None
+        ]
+        out.extend(_wrap(pairs, indent=7))
+        llm = stage.settings.get("llm")
+        if isinstance(llm, dict):
+            out.extend(_cascade_lines(llm))
+        if stage.capabilities:
+            c = stage.capabilities
+            flags = [f"ids {c['ids']}", f"metadata {c['metadata']}", f"vectors {c['vectors']}"]
+            if c.get("max_dims"):
+                flags.append(f"max dims {c['max_dims']}")
+            if c.get("max_batch_records"):
+                flags.append(f"≤{c['max_batch_records']} records/batch")
+            flags += [n for n in ("search", "edges", "namespaces") if c.get(n)]
+            out.append(f"       capabilities: {' · '.join(flags)}")
+    if p.secrets:
+        out.append("secrets")
+        for s in p.secrets:
+            if s["literal"]:
+                out.append(f"  {s['field']}  written into the recipe (warning: use ${{VAR}})")
+            for ref in s["refs"]:
+                shown = f"${{file:{ref['name']}}}" if ref["kind"] == "file" else f"${{{ref['name']}}}"
+                state = "set" if ref["set"] else ("not set: the default applies" if ref.get("default") else "MISSING")
+                out.append(f"  {s['field']}  {shown} ({state})")
+    run = p.doc.model.run
+    out.append(f"state    {p.state_dir}")
+    out.append(f"resume   {report.resume['detail']}")
+    out.append(f"run      batch_size {run.batch_size}, on_error {run.on_error}")
+    for w in p.warnings:
+        out.append(w.format(p.doc.display))
+    return out
+
+
+def status_lines(st: dict[str, Any]) -> list[str]:
+    """``vexrun status``: the checkpoint, past runs, the LLM usage of the last run, cache and rejects."""
+    out = [f"recipe      {st['recipe']}", f"state       {st['state_dir']}{'' if st['exists'] else ' (no runs yet)'}"]
+    if st.get("checkpoint"):
+        cp = st["checkpoint"]
+        out.append(
+            f"checkpoint  run {cp['run']} {cp['status']} after batch {cp['batches']:,} "
+            f"({cp['records']:,} records read){'; plan changed since' if st.get('plan_changed') else ''}"
+        )
+    for r in st.get("runs", []):
+        s = r.get("summary") or {}
+        out.append(
+            f"run {r['run']:<4}    {r['status']:<12} started {r['started_at']}  attempts {r['attempts']}"
+            f"  rejected {s.get('rejected', 0):,}"
+        )
+    last = next((r.get("summary") for r in reversed(st.get("runs", [])) if r.get("summary")), None)
+    llm = (last or {}).get("counts", {}).get("llm")
+    if llm:
+        total = llm.get("total", {})
+        cost = f", ${total['cost_usd']:.4f} estimated" if "cost_usd" in total else ""
+        out.append(
+            f"llm         {total.get('calls', 0):,} calls ({total.get('cached', 0):,} cached), "
+            f"{total.get('input_tokens', 0):,} in / {total.get('output_tokens', 0):,} out tokens, "
+            f"{total.get('retries', 0):,} retries{cost}"
+        )
+        for name, p in llm.get("providers", {}).items():
+            pc = f", ${p['cost_usd']:.4f}" if "cost_usd" in p else ""
+            out.append(
+                f"  {name:<10}{p.get('calls', 0):,} calls, {p.get('input_tokens', 0):,} in / "
+                f"{p.get('output_tokens', 0):,} out, {p.get('retries', 0):,} retries{pc}"
+            )
+            for key, k in (p.get("keys") or {}).items():
+                out.append(
+                    f"    {key:<8}{k.get('calls', 0):,} calls, {k.get('input_tokens', 0):,} in / "
+                    f"{k.get('output_tokens', 0):,} out, {k.get('retries', 0):,} retries"
+                )
+    if st.get("cache"):
+        out.append(f"cache       {st['cache']['entries']:,} embeddings")
+    if st.get("rejects"):
+        out.append(f"rejects     {st['rejects']}")
+    return out

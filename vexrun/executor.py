@@ -1,0 +1,51 @@
+"""Executors: what runs the plan's per-batch stages. The runner owns the sources, the sinks and the checkpoint;
+an executor only turns a batch from a source into the batch the sinks write, through the compiled stages.
+
+``run.executor: local`` (the default) runs them in the runner's process, one after the other. Another executor
+(a distributed one) receives the same stage specs — they and the built, unopened stages pickle — and must give
+the same results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from .errors import UsageError
+from .stages.base import Stage, StageResult
+from .vmig.batch import Batch
+
+__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "executor_for"]
+
+
+class Executor(Protocol):
+    name: str
+
+    def process(self, stages: Sequence[Stage], batch: Batch, index: int) -> list[StageResult]:
+        """Run ``batch`` (the ``index``-th of the run, from 1) through ``stages`` in order: one result per stage,
+        each stage fed the previous stage's batch."""
+        ...
+
+
+class LocalExecutor:
+    """Every stage in this process, in plan order."""
+
+    name = "local"
+
+    def process(self, stages: Sequence[Stage], batch: Batch, index: int) -> list[StageResult]:
+        results: list[StageResult] = []
+        for stage in stages:
+            result = stage.process(batch)
+            results.append(result)
+            batch = result.batch
+        return results
+
+
+EXECUTORS: dict[str, type[LocalExecutor]] = {"local": LocalExecutor}
+
+
+def executor_for(name: str) -> Executor:
+    try:
+        return EXECUTORS[name]()
+    except KeyError:
+        raise UsageError(f"unknown executor '{name}' (known: {', '.join(sorted(EXECUTORS))})") from None
