@@ -66,6 +66,7 @@ def test_extract_run_end_to_end(tmp_path: Path) -> None:
         assert [s["stage"] for s in json.loads(plan.out)["stages"]] == [
             "source",
             "chunk",
+            "ids",
             "extract",
             "score",
             "dedup",
