@@ -69,9 +69,13 @@ class RecipeReport:
         return out
 
 
-def validate(path: PathLike, *, env_file: str | None = None) -> RecipeReport | ValidationReport:
+def validate(
+    path: PathLike, *, env_file: str | None = None, allow_missing_secrets: bool = False
+) -> RecipeReport | ValidationReport:
     """Check a recipe (``.yaml``/``.yml``: loaded and compiled offline) or a ``.vmig.jsonl(.gz)`` file (every
-    record, streamed). Returns a report; raises only for what is not a finding (a missing file)."""
+    record, streamed). Returns a report; raises only for what is not a finding (a missing file).
+    ``allow_missing_secrets``: a secret field's unset ``${VAR}`` is not a finding (where secrets are absent by
+    design: a developer's machine, a pre-commit hook)."""
     from .errors import RecipeError
 
     name = os.fspath(path)
@@ -80,7 +84,7 @@ def validate(path: PathLike, *, env_file: str | None = None) -> RecipeReport | V
 
         return validate_file(name)
     try:
-        compiled = plan(load_recipe(name, env_file=env_file))
+        compiled = plan(load_recipe(name, env_file=env_file, lenient_secrets=allow_missing_secrets))
     except RecipeError as exc:
         return RecipeReport(name, False, list(exc.details or []))
     return RecipeReport(name, True, list(compiled.warnings), compiled)

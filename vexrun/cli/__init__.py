@@ -95,6 +95,53 @@ def _setup_logging(debug: bool) -> None:
     root.propagate = False
 
 
+def _verb(args: list[str]) -> str:
+    """``vexrun VERB`` (``vexrun sync push`` for a group) as the title of an annotation."""
+    words = [a for a in args if not a.startswith("-")]
+    if not words:
+        return "vexrun"
+    name = words[0]
+    if name not in cli.commands:
+        return "vexrun run" if name.endswith((".yaml", ".yml")) else "vexrun"
+    command = cli.commands[name]
+    if isinstance(command, click.Group) and len(words) > 1 and words[1] in command.commands:
+        return f"vexrun {name} {words[1]}"
+    return f"vexrun {name}"
+
+
+def _annotate(args: list[str], message: str, exc: BaseException | None = None) -> None:
+    """Under GitHub or Forgejo Actions: the failure again as workflow-command annotations, after the normal
+    ``error:`` lines. A RecipeError gives one annotation per finding, on the recipe's line and column.
+
+    They go to stderr with the rest of the error. GitHub's documentation says workflow commands are read
+    from stdout, but both runners parse stderr too: actions/runner hands stdout and stderr each to an
+    ``OutputManager`` that processes ``::`` commands (``ScriptHandler.cs``), and act, which the Forgejo
+    runner is built on, sends a step's stderr through the same command handler as its stdout."""
+    from . import annotate
+
+    if not annotate.enabled() or isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):
+        return
+    verb = _verb(args)
+    lines: list[str] = []
+    try:
+        if isinstance(exc, RecipeError):
+            # the recipe as given on the command line: what precedes ":LINE:COL: ..." in each formatted finding
+            recipe = str(exc).rsplit(": ", 1)[0]
+            for finding in exc.details:
+                suffix = finding.format("")
+                file = next((f[: -len(suffix)] for f in exc.findings if f.endswith(suffix)), recipe)
+                a = annotate.recipe_annotation(file, finding)
+                lines.append(
+                    annotate.github_line(
+                        a.severity, a.message, file=a.file, line=a.line, col=a.col, title=f"{verb} [{a.code}]"
+                    )
+                )
+    except Exception:  # noqa: BLE001 - an annotation must never hide the error it annotates
+        lines = []
+    for line in lines or [annotate.github_line("error", message, title=verb)]:
+        click.echo(line, err=True)
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of the ``vexrun`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -108,14 +155,17 @@ def main(argv: list[str] | None = None) -> NoReturn:
         code = 130
     except click.ClickException as exc:
         exc.show()
+        _annotate(args, redact(exc.format_message()), exc)
         code = exc.exit_code
     except RecipeError as exc:
         for line in exc.findings:
             click.echo(redact(line), err=True)
         click.echo(f"error: {redact(str(exc))}", err=True)
+        _annotate(args, redact(str(exc)), exc)
         code = exc.exit_code
     except VexrunError as exc:
         click.echo(f"error: {redact(str(exc))}", err=True)
+        _annotate(args, redact(str(exc)), exc)
         code = exc.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
@@ -128,10 +178,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback unless --debug
         if debug:
             traceback.print_exc()
-        click.echo(
+        message = (
             f"internal error: {type(exc).__name__}: {redact(str(exc))} "
-            "(this is a bug in vexrun; run again with --debug for the traceback and report it)",
-            err=True,
+            "(this is a bug in vexrun; run again with --debug for the traceback and report it)"
         )
+        click.echo(message, err=True)
+        _annotate(args, message)
         code = 70
     sys.exit(code)

@@ -57,9 +57,15 @@ def _emit_json(obj: Any) -> None:
 
 
 @click.command()
-@click.argument("file", type=click.Path(dir_okay=True, path_type=str))
+@click.argument("files", metavar="FILE...", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=str))
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format."
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github", "gitlab"]),
+    default="text",
+    show_default=True,
+    help="Output format: github prints workflow-command annotations (GitHub and Forgejo Actions), gitlab a "
+    "Code Quality report.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option(
@@ -78,8 +84,14 @@ def _emit_json(obj: Any) -> None:
     default=None,
     help="For a recipe: load variables from this dotenv file.",
 )
+@click.option(
+    "--allow-missing-secrets",
+    is_flag=True,
+    help="For a recipe: secrets referenced as ${VAR} may be unset (a laptop, a pull request from a fork, the "
+    "pre-commit hook); every other check still runs.",
+)
 def validate(
-    file: str,
+    files: tuple[str, ...],
     fmt: str,
     as_json: bool,
     max_findings: int,
@@ -87,35 +99,127 @@ def validate(
     jobs: str,
     max_line_bytes: int,
     env_file: str | None,
+    allow_missing_secrets: bool,
 ) -> int:
-    """Lint a .vmig.jsonl(.gz) FILE in one streaming pass, or check a recipe (FILE.yaml) offline.
+    """Lint .vmig.jsonl(.gz) files in one streaming pass each, and check recipes (FILE.yaml) offline.
 
     Prints each finding as FILE:LINE: error[code] record 'ID': message, sorted by line, then a
     summary. Checks the SPEC rules, duplicate ids across the whole file, and the sidecar's record
     count and BLAKE3 checksum when a sidecar exists. A recipe is loaded and compiled without touching
     any source, target or provider; its findings read FILE:LINE:COL: error[code] path: message.
-    Exit 0 valid, 1 findings, 2 unreadable file.
+    Recipes and data files can be mixed (as pre-commit passes them). `--format github` prints one
+    annotation per finding for GitHub and Forgejo Actions, `--format gitlab` a Code Quality report; with
+    several files, `--format json` prints a list of reports.
+    Exit 0 valid, 1 findings, 2 an unreadable file (the worst over all files; the others are still checked).
     """
-    from .recipes import is_recipe_path, validate_recipe
+    from ..errors import UsageError
 
-    if is_recipe_path(file):
-        return validate_recipe(file, env_file, "json" if as_json else fmt)
-
-    from ..progress import byte_progress
-    from ..vmig.validate import validate_file
-
+    fmt = "json" if as_json else fmt
     n_jobs = _jobs(jobs)
-    with byte_progress(_progress_total(file), "validate") as advance:
-        report = validate_file(
-            file, jobs=n_jobs, max_findings=max_findings, max_line_bytes=max_line_bytes, strict=strict, progress=advance
-        )
-    if as_json or fmt == "json":
-        _emit_json(report.to_json())
+
+    def check(file: str) -> Any:
+        from .recipes import is_recipe_path, validate_recipe
+
+        if is_recipe_path(file):
+            return validate_recipe(file, env_file, allow_missing_secrets=allow_missing_secrets)
+        from ..progress import byte_progress
+        from ..vmig.validate import validate_file
+
+        with byte_progress(_progress_total(file), "validate") as advance:
+            return validate_file(
+                file,
+                jobs=n_jobs,
+                max_findings=max_findings,
+                max_line_bytes=max_line_bytes,
+                strict=strict,
+                progress=advance,
+            )
+
+    if len(files) == 1 and fmt in ("text", "json"):
+        # One file: exactly the output of before (an unreadable file is a usage error, exit 2).
+        report = check(files[0])
+        if fmt == "json":
+            _emit_json(report.to_json())
+        else:
+            _print_lines(_text_lines(report))
+        return 0 if _ok(report) else 1
+
+    worst = 0
+    as_list: list[Any] = []
+    for file in files:
+        try:
+            report = check(file)
+        except UsageError as exc:
+            worst = max(worst, exc.exit_code)
+            _report_unreadable(fmt, file, str(exc), as_list)
+            continue
+        worst = max(worst, 0 if _ok(report) else 1)
+        if fmt == "json":
+            as_list.append(report.to_json())
+        elif fmt == "gitlab":
+            from .annotate import gitlab_item
+
+            as_list.extend(gitlab_item(a) for a in _annotations(report))
+        elif fmt == "github":
+            from .annotate import github_annotation
+
+            _print_lines([github_annotation(a) for a in _annotations(report)] + _summary_lines(report))
+        else:
+            _print_lines(_text_lines(report))
+    if fmt in ("json", "gitlab"):
+        _emit_json(as_list)
+    return worst
+
+
+def _ok(report: Any) -> bool:
+    return bool(report.valid if hasattr(report, "valid") else report.ok)
+
+
+def _is_recipe_report(report: Any) -> bool:
+    return hasattr(report, "valid")
+
+
+def _text_lines(report: Any) -> list[str]:
+    """A file's text output: its findings, one per line, then (after any "and N more") its summary."""
+    from .recipes import recipe_lines
+
+    return recipe_lines(report) if _is_recipe_report(report) else list(report.lines())
+
+
+def _summary_lines(report: Any) -> list[str]:
+    """What follows the findings in a file's text output: any "and N more not shown", then the summary."""
+    return _text_lines(report)[len(report.findings) :]
+
+
+def _annotations(report: Any) -> list[Any]:
+    from .annotate import recipe_annotation, vmig_annotation
+
+    if _is_recipe_report(report):
+        return [recipe_annotation(report.file, f) for f in report.findings]
+    return [vmig_annotation(report.file, f) for f in report.findings]
+
+
+def _report_unreadable(fmt: str, file: str, message: str, as_list: list[Any]) -> None:
+    """An unreadable file among several: reported in the chosen format, and the next file is checked."""
+    from ..redact import redact
+    from .annotate import github_annotation, gitlab_item, unreadable_annotation
+
+    if fmt == "json":
+        as_list.append({"file": file, "valid": False, "exit_code": 2, "error": redact(message)})
+    elif fmt == "gitlab":
+        as_list.append(gitlab_item(unreadable_annotation(file, message)))
+    elif fmt == "github":
+        summary = f"{file}: UNREADABLE: {redact(message)}"
+        _print_lines([github_annotation(unreadable_annotation(file, message)), summary])
     else:
-        out = sys.stdout
-        for line in report.lines():
-            out.write(line + "\n")
-    return 0 if report.ok else 1
+        sys.stdout.flush()
+        click.echo(f"error: {redact(message)}", err=True)
+
+
+def _print_lines(lines: list[str]) -> None:
+    out = sys.stdout
+    for line in lines:
+        out.write(line + "\n")
 
 
 @click.command()

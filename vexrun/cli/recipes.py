@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-__all__ = ["COMMANDS", "is_recipe_path", "validate_recipe"]
+__all__ = ["COMMANDS", "is_recipe_path", "recipe_lines", "recipe_summary", "validate_recipe"]
 
 _env_file = click.option(
     "--env-file",
@@ -27,27 +27,35 @@ def _emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, ensure_ascii=False))
 
 
-def validate_recipe(path: str, env_file: str | None, fmt: str) -> int:
-    """``vexrun validate RECIPE``: load and compile offline; print every finding."""
+def validate_recipe(path: str, env_file: str | None, *, allow_missing_secrets: bool = False) -> Any:
+    """``vexrun validate RECIPE``: load and compile offline; the :class:`~vexrun.api.RecipeReport` with every
+    finding. Raises :class:`~vexrun.errors.UsageError` when the file cannot be read."""
     from ..api import RecipeReport, validate
 
-    report = validate(path, env_file=env_file)
+    report = validate(path, env_file=env_file, allow_missing_secrets=allow_missing_secrets)
     assert isinstance(report, RecipeReport)
-    if fmt == "json":
-        _emit_json(report.to_json())
-        return 0 if report.valid else 1
-    for f in report.findings:
-        click.echo(f.format(path))
+    return report
+
+
+def recipe_summary(report: Any) -> str:
+    """The last line of ``vexrun validate RECIPE``: INVALID with the number of problems, or valid with the
+    mode, the stages and the number of warnings."""
+    path = report.file
     if not report.valid:
         n = len(report.findings)
-        click.echo(f"{path}: INVALID: {n} problem{'s' if n != 1 else ''}")
-        return 1
+        return f"{path}: INVALID: {n} problem{'s' if n != 1 else ''}"
     plan = report.plan
     assert plan is not None
     stages = " → ".join(s.name for s in plan.stages if s.name not in ("source",)) or "-"
     n = len(plan.warnings)
-    click.echo(f"{path}: valid: mode {plan.mode}, stages source → {stages}, {n} warning{'s' if n != 1 else ''}")
-    return 0
+    return f"{path}: valid: mode {plan.mode}, stages source → {stages}, {n} warning{'s' if n != 1 else ''}"
+
+
+def recipe_lines(report: Any) -> list[str]:
+    """``vexrun validate RECIPE`` as text: each finding at FILE:LINE:COL, then the summary."""
+    from ..redact import redact
+
+    return [redact(f.format(report.file)) for f in report.findings] + [recipe_summary(report)]
 
 
 @click.command()
@@ -99,7 +107,14 @@ def run(recipe: str, env_file: str | None, fresh: bool, as_json: bool, retry_rej
 @click.command()
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=str))
 @_env_file
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", help="Output format.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="Output format; markdown is for a bot to post on a pull request.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 def plan(recipe: str, env_file: str | None, fmt: str, as_json: bool) -> int:
     """Show the plan RECIPE compiles to, without running it.
@@ -107,13 +122,16 @@ def plan(recipe: str, env_file: str | None, fmt: str, as_json: bool) -> int:
     The stages with their resolved settings (secrets shown only as the variable they come from), the
     targets' declared capabilities, the secrets referenced (set or missing) and what a run would start
     from: a fresh start, a resume at batch N, or a refusal because the checkpoint belongs to another plan.
+    `--format markdown` prints the same as a Markdown comment for a pull request.
     """
     from ..ops import plan_report
-    from .render import plan_lines
+    from .render import plan_lines, plan_markdown
 
     report = plan_report(recipe, env_file=env_file)
     if as_json or fmt == "json":
         _emit_json(report.to_json())
+    elif fmt == "markdown":
+        click.echo("\n".join(plan_markdown(report)))
     else:
         click.echo("\n".join(plan_lines(report)))
     return 0

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["plan_lines", "run_table", "status_lines"]
+__all__ = ["plan_lines", "plan_markdown", "run_table", "status_lines"]
 
 
 def _note(row: dict[str, Any], counts: dict[str, Any]) -> str:
@@ -100,6 +100,38 @@ def _cascade_lines(llm: dict[str, Any]) -> list[str]:
     return out
 
 
+def _settings_pairs(stage: Any) -> list[str]:
+    """A stage's resolved (redacted) settings as ``key: value``, without its type and LLM cascade."""
+    return [
+        f"{key}: {value if isinstance(value, str) else orjson.dumps(value).decode()}"
+        for key, value in stage.settings.items()
+        if key not in ("type", "llm") and value is not None
+    ]
+
+
+def _capability_flags(c: dict[str, Any]) -> list[str]:
+    flags = [f"ids {c['ids']}", f"metadata {c['metadata']}", f"vectors {c['vectors']}"]
+    if c.get("max_dims"):
+        flags.append(f"max dims {c['max_dims']}")
+    if c.get("max_batch_records"):
+        flags.append(f"≤{c['max_batch_records']} records/batch")
+    flags += [n for n in ("search", "edges", "namespaces") if c.get(n)]
+    return flags
+
+
+def _secret_rows(p: Any) -> list[tuple[str, str, str]]:
+    """(field, where it comes from, state) of every secret the plan references: the variable, never a value."""
+    rows: list[tuple[str, str, str]] = []
+    for s in p.secrets:
+        if s["literal"]:
+            rows.append((s["field"], "written into the recipe", "warning: use ${VAR}"))
+        for ref in s["refs"]:
+            shown = f"${{file:{ref['name']}}}" if ref["kind"] == "file" else f"${{{ref['name']}}}"
+            state = "set" if ref["set"] else ("not set: the default applies" if ref.get("default") else "MISSING")
+            rows.append((s["field"], shown, state))
+    return rows
+
+
 def plan_lines(report: Any) -> list[str]:
     """``vexrun plan``: the stages in the order they run, their settings, capabilities, secrets and resume."""
     p = report.plan
@@ -107,33 +139,15 @@ def plan_lines(report: Any) -> list[str]:
     out.append("stages")
     for i, stage in enumerate(p.stages, start=1):
         out.append(f"  {i}. {stage.title}")
-        pairs = [
-            f"{key}: {value if isinstance(value, str) else orjson.dumps(value).decode()}"
-            for key, value in stage.settings.items()
-            if key not in ("type", "llm") and value is not None
-        ]
-        out.extend(_wrap(pairs, indent=7))
+        out.extend(_wrap(_settings_pairs(stage), indent=7))
         llm = stage.settings.get("llm")
         if isinstance(llm, dict):
             out.extend(_cascade_lines(llm))
         if stage.capabilities:
-            c = stage.capabilities
-            flags = [f"ids {c['ids']}", f"metadata {c['metadata']}", f"vectors {c['vectors']}"]
-            if c.get("max_dims"):
-                flags.append(f"max dims {c['max_dims']}")
-            if c.get("max_batch_records"):
-                flags.append(f"≤{c['max_batch_records']} records/batch")
-            flags += [n for n in ("search", "edges", "namespaces") if c.get(n)]
-            out.append(f"       capabilities: {' · '.join(flags)}")
+            out.append(f"       capabilities: {' · '.join(_capability_flags(stage.capabilities))}")
     if p.secrets:
         out.append("secrets")
-        for s in p.secrets:
-            if s["literal"]:
-                out.append(f"  {s['field']}  written into the recipe (warning: use ${{VAR}})")
-            for ref in s["refs"]:
-                shown = f"${{file:{ref['name']}}}" if ref["kind"] == "file" else f"${{{ref['name']}}}"
-                state = "set" if ref["set"] else ("not set: the default applies" if ref.get("default") else "MISSING")
-                out.append(f"  {s['field']}  {shown} ({state})")
+        out.extend(f"  {field}  {shown} ({state})" for field, shown, state in _secret_rows(p))
     run = p.doc.model.run
     out.append(f"state    {p.state_dir}")
     out.append(f"resume   {report.resume['detail']}")
@@ -141,6 +155,73 @@ def plan_lines(report: Any) -> list[str]:
     for w in p.warnings:
         out.append(w.format(p.doc.display))
     return out
+
+
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell: one line, ``|`` escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _code(text: str) -> str:
+    """``text`` as a Markdown code span (a longer fence when it holds a backtick), fit for a table cell."""
+    text = _cell(text)
+    if "`" not in text:
+        return f"`{text}`"
+    return f"`` {text} ``"
+
+
+def _cascade_summary(llm: dict[str, Any]) -> str:
+    cascade = llm.get("cascade")
+    if not isinstance(cascade, list):
+        return f"llm: {cascade or llm.get('problem') or llm.get('providers')}"
+    return "llm: " + " → ".join(f"{c['provider']} ({c['model']})" for c in cascade)
+
+
+def _start(resume: dict[str, Any]) -> str:
+    action = resume.get("action")
+    if action == "resume":
+        return f"resume at batch {resume.get('batch', '?')}"
+    if action == "refuse":
+        return "refused"
+    return "fresh"
+
+
+def plan_markdown(report: Any) -> list[str]:
+    """``vexrun plan --format markdown``: the plan as a pull-request comment. The same facts as
+    :func:`plan_lines` (stages in execution order with their key settings, targets, secrets by variable name
+    only, what a run would start from); every line redacted."""
+    from ..redact import redact
+
+    p = report.plan
+    out = [f"### vexrun plan: {_cell(p.doc.name)}", ""]
+    out.append(f"Recipe {_code(p.doc.display)} · mode {_code(p.mode)} · plan fingerprint {_code(p.fingerprint)}")
+    out += ["", "| # | stage | what it does | key settings |", "| ---: | --- | --- | --- |"]
+    for i, stage in enumerate(p.stages, start=1):
+        pairs = _settings_pairs(stage)
+        llm = stage.settings.get("llm")
+        if isinstance(llm, dict):
+            pairs.append(_cascade_summary(llm))
+        settings = ", ".join(_code(pair) for pair in pairs) or "-"
+        out.append(f"| {i} | {_cell(stage.name)} | {_cell(stage.title)} | {settings} |")
+    targets = [s for s in p.stages if s.role == "store"]
+    if targets:
+        out += ["", "**Targets**", "", "| target | capabilities |", "| --- | --- |"]
+        for s in targets:
+            caps = " · ".join(_capability_flags(s.capabilities)) if s.capabilities else "-"
+            out.append(f"| {_cell(s.title)} | {_cell(caps)} |")
+    rows = _secret_rows(p)
+    out += ["", "**Secrets** (by variable name; values are never shown)", ""]
+    if rows:
+        out += ["| field | from | state |", "| --- | --- | --- |"]
+        out += [f"| {_code(field)} | {_code(shown)} | {_cell(state)} |" for field, shown, state in rows]
+    else:
+        out.append("none")
+    resume = report.resume
+    out += ["", f"**A run would start:** {_start(resume)} ({_cell(resume['detail'])})"]
+    if p.warnings:
+        out += ["", "**Warnings**", ""]
+        out += [f"- {_cell(w.format(p.doc.display))}" for w in p.warnings]
+    return [redact(line) for line in out]
 
 
 def status_lines(st: dict[str, Any]) -> list[str]:

@@ -259,14 +259,10 @@ def sync_push(
 
 
 def _recipe_target(recipe: str, env_file: str | None) -> Path:
-    from ..errors import UsageError
-    from ..recipe.loader import load_recipe
+    """The first .vmig.jsonl target of ``recipe``: the file the recipe's own ``sync:`` stage pushes."""
+    from ..recipe.outputs import file_outputs
 
-    doc = load_recipe(recipe, env_file=env_file, lenient_secrets=True)
-    for target in doc.targets:
-        if getattr(target, "type", None) == "vmig":
-            return Path(doc.directory / str(target.path)).resolve()
-    raise UsageError(f"{recipe}: the recipe has no .vmig.jsonl target (type: vmig) to push")
+    return file_outputs(recipe, env_file=env_file)[0]
 
 
 @sync.command("pull")

@@ -4,6 +4,8 @@
 
     VerifyError                    base of what verify reports
     ├── Tampered            exit 1  digest, size or signature does not match
+    ├── Stale               exit 1  a good signature, older than ``--max-age`` allows
+    ├── NameMismatch        exit 1  a good signature, made for another file name than ``--expect-name``
     ├── BadSignatureFile    exit 3  .sig missing, malformed, unsupported version or payload type
     ├── UntrustedKey        exit 4  no trusted key matches
     └── VerifyIOError       exit 5  the file or the signature cannot be read
@@ -27,6 +29,8 @@ __all__ = [
     "DecryptionFailed",
     "KeyFileError",
     "MissingExtra",
+    "NameMismatch",
+    "Stale",
     "Tampered",
     "UntrustedKey",
     "VerifyError",
@@ -41,6 +45,18 @@ class VerifyError(VexrunError, Terminal):
 
 class Tampered(VerifyError):
     """The file does not match its signature (digest, size or signature)."""
+
+    exit_code = 1
+
+
+class Stale(VerifyError):
+    """The signature verifies, but it was made longer ago than the caller accepts (a replayed old export)."""
+
+    exit_code = 1
+
+
+class NameMismatch(VerifyError):
+    """The signature verifies, but it was made for a file of another name than the one expected."""
 
     exit_code = 1
 

@@ -4,7 +4,9 @@ Order: read and strictly parse the envelope (exit 3 on anything odd); choose can
 else ``--trust-dir``, else the trust store plus the user's own keys); verify Ed25519 over the PAE, the key
 id only ordering the candidates (exit 4 when no trusted key made it, 1 when a trusted key's signature does
 not verify); only then parse the statement; stream the file with BLAKE3 and compare size and digest
-(exit 1). Warnings: the signed name differs from the file's name; the sidecar changed.
+(exit 1). Warnings: the signed name differs from the file's name; the sidecar changed. Then, only for a file
+the signature fully vouches for, what the caller asked of the statement: ``max_age`` (the signed ``signed_at``
+is no older, so a replayed old export is refused) and ``expect_name`` (the signed file name); both exit 1.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import errno
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +24,65 @@ from ._lazy import require
 from .digest import digest_file
 from .encoding import loads_strict
 from .envelope import MAX_BYTES, PAYLOAD_TYPE, pae, parse_envelope
-from .errors import BadSignatureFile, Tampered, UntrustedKey, VerifyIOError
+from .errors import BadSignatureFile, NameMismatch, Stale, Tampered, UntrustedKey, VerifyIOError
 from .keys import PublicKey, list_public_keys
 from .paths import keys_dir, trust_dir
 from .sign import sig_path
 
-__all__ = ["VerifyResult", "candidate_keys", "verify_file"]
+__all__ = ["VerifyResult", "candidate_keys", "format_duration", "parse_duration", "verify_file"]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``45m``, ``36h``, ``7d``, ``2w``; a bare number is seconds. Raises ValueError otherwise."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration like 90s, 45m, 36h, 7d or 2w")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def format_duration(delta: timedelta) -> str:
+    """A duration the way a person reads it, in its largest unit and the next: ``8d 2h``, ``45m``, ``1m 30s``."""
+    seconds = max(int(delta.total_seconds()), 0)
+    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+    for i, (unit, size) in enumerate(units):
+        if seconds >= size or unit == "s":
+            text = f"{seconds // size}{unit}"
+            if i + 1 < len(units):
+                rest = (seconds % size) // units[i + 1][1]
+                text += f" {rest}{units[i + 1][0]}" if rest else ""
+            return text
+    return "0s"  # pragma: no cover - the loop always returns
+
+
+def _check_expectations(
+    data: Path, statement: dict[str, Any], max_age: timedelta | None, expect_name: str | None
+) -> None:
+    """What the caller demands of a verified statement: not older than ``max_age``, made for ``expect_name``."""
+    if expect_name is not None and statement["file"]["name"] != expect_name:
+        raise NameMismatch(
+            f"{data}: the signature was made for a file named {statement['file']['name']!r}, not {expect_name!r}"
+        )
+    if max_age is None:
+        return
+    signed_at = statement.get("signed_at")
+    try:
+        when = datetime.fromisoformat(str(signed_at))
+    except ValueError:
+        raise Stale(
+            f"{data}: the signed statement has no valid signed_at ({signed_at!r}), so its age is unknown"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    age = datetime.now(UTC) - when
+    if age > max_age:
+        raise Stale(
+            f"{data}: signed {format_duration(age)} ago (signed_at {signed_at}), more than the "
+            f"{format_duration(max_age)} allowed"
+        )
 
 
 @dataclass
@@ -97,8 +151,12 @@ def verify_file(
     sig: str | os.PathLike[str] | None = None,
     pubkeys: list[PublicKey] | None = None,
     trust: Path | None = None,
+    max_age: timedelta | None = None,
+    expect_name: str | None = None,
 ) -> VerifyResult:
-    """Verify ``path``; return the signed statement or raise a :class:`~vexrun.crypto.errors.VerifyError`."""
+    """Verify ``path``; return the signed statement or raise a :class:`~vexrun.crypto.errors.VerifyError`.
+    Once the signature and the file check out: :class:`~vexrun.crypto.errors.Stale` if the signature is older
+    than ``max_age``, :class:`~vexrun.crypto.errors.NameMismatch` if it names another file than ``expect_name``."""
     require()
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -155,6 +213,7 @@ def verify_file(
         raise Tampered(f"{data}: the BLAKE3 digest differs from the signed one (the file was modified)")
     if digest.sha256 is not None and digest.sha256 != info["sha256"]:
         raise Tampered(f"{data}: the SHA-256 digest differs from the signed one")
+    _check_expectations(data, statement, max_age, expect_name)
     warnings = []
     if info["name"] != data.name:
         warnings.append(f"the file was signed as {info['name']!r} but is named {data.name!r}")
