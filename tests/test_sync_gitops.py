@@ -53,6 +53,8 @@ def _resolve(argv: list[str]) -> tuple[click.Command, list[click.Command]]:
         i = 0
         while i < len(args) and args[i].startswith("-"):
             i += 1 + _takes_value(cmd, args[i])
+        if i == len(args) and args:  # options of the group alone: `vexrun --version`
+            break
         assert i < len(args), f"{argv}: a group without a subcommand"
         sub = cmd.get_command(ctx, args[i])
         assert sub is not None, f"{argv}: no command {args[i]!r} in {cmd.name}"
@@ -85,14 +87,15 @@ def test_workflow_is_valid_and_runs_only_real_commands(path: Path) -> None:
     assert "schedule" in triggers and triggers["schedule"][0]["cron"]
     steps = [s for job in doc["jobs"].values() for s in job["steps"]]
     assert steps and all(isinstance(s, dict) and ("run" in s or "uses" in s) for s in steps)
-    commands = [c for s in steps if "run" in s for c in _commands(s["run"])]
+    (action,) = [s for s in steps if "vexrun" in str(s.get("uses", ""))]  # vexrun's own action (action.yml)
+    action_steps = yaml.safe_load((ROOT / "action.yml").read_text())["runs"]["steps"]
+    commands = [c for s in steps + action_steps if "run" in s for c in _commands(s["run"])]
     verbs = {" ".join(c.name or "" for c in _resolve(argv)[1][1:]) for argv in commands}
-    assert {"run", "sign", "verify", "sync init", "sync push"} <= verbs, verbs
+    assert {"validate", "plan", "run", "sign", "verify", "sync init", "sync push"} <= verbs, verbs
     envs = [doc["jobs"][j].get("env", {}) for j in doc["jobs"]] + [s.get("env", {}) for s in steps]
-    secrets = {
-        k: v for e in envs for k, v in e.items() if k in ("VEXRUN_GIT_TOKEN", "VEXRUN_PASSPHRASE", "VEXRUN_SIGNING_KEY")
-    }
-    assert set(secrets) == {"VEXRUN_GIT_TOKEN", "VEXRUN_PASSPHRASE", "VEXRUN_SIGNING_KEY"}
+    secrets = {k: v for e in envs for k, v in e.items() if k in ("VEXRUN_GIT_TOKEN", "VEXRUN_PASSPHRASE")}
+    secrets["sign-key"] = action["with"]["sign-key"]
+    assert set(secrets) == {"VEXRUN_GIT_TOKEN", "VEXRUN_PASSPHRASE", "sign-key"}
     assert all(re.fullmatch(r"\$\{\{ secrets\.\w+ \}\}", v) for v in secrets.values()), secrets
     for argv in commands:
         assert not any("secrets." in a for a in argv), argv  # secrets never on a command line
