@@ -87,9 +87,13 @@ class _RedactingHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def _setup_logging(debug: bool) -> None:
+    """One redacting handler on the current stderr (``main()`` may run several times in one process, as in
+    tests: the handler of an earlier call, bound to an earlier stderr, is replaced, not added to)."""
     handler = _RedactingHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("vexrun")
+    for old in [h for h in root.handlers if isinstance(h, _RedactingHandler)]:
+        root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
     root.propagate = False
