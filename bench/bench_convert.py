@@ -24,7 +24,8 @@ PY = sys.executable
 GENERATE = """
 import random, sys, orjson
 rng = random.Random(7)
-words = "memory agent prefers dark mode python postgres decided meeting tuesday deploy release travel lisbon index hnsw vector backup".split()
+words = ("memory agent prefers dark mode python postgres decided meeting tuesday deploy release travel lisbon "
+         "index hnsw vector backup").split()
 n = int(sys.argv[2])
 with open(sys.argv[1], "wb") as fh:
     for i in range(n):
