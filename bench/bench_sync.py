@@ -1,6 +1,8 @@
 """Benchmark of ``vexrun sync``: push of a 1 GB export (encryption throughput against the bare read speed
 of the same file, measured in the same run; peak RSS), an incremental push after changing one record
-(objects and bytes uploaded), and a restore on a fresh state directory (time and RSS).
+(objects and bytes uploaded, and what checking the objects it reuses costs), a restore on a fresh state
+directory (time and RSS), and ``sync check`` / ``sync check --read-data`` on that restored machine against a
+bare decrypt (read + Cobblestone-256, nothing else) of the same objects.
 
     python bench/bench_sync.py                  # ~1 GB (200k records at 384-d)
     python bench/bench_sync.py --records 20000  # smaller
@@ -12,8 +14,9 @@ figures are vexrun's and its git client's, not the server's); it keeps pushed pa
 throughput" is the plaintext encrypted over the time the push spends in Cobblestone-256 encryption; the
 same with the keyed BLAKE3 object ids added, the whole bucket+encrypt pass (reading the file twice,
 bucketing, sorting, writing the objects) and git's commit+push are reported beside it. PASS: throughput
->= 50% of the bare read speed, push RSS < 150 MB, and the push after one changed record uploads exactly
-one object.
+>= 50% of the bare read speed, push RSS < 150 MB, the push after one changed record uploads exactly
+one object, and ``check --read-data`` finds the backup clean. The check figures are reported, not judged:
+its object phase against the bare decrypt (best of two each, warm page cache), and the whole command.
 """
 
 from __future__ import annotations
@@ -36,6 +39,24 @@ GENERATE = """
 import sys
 from vexrun.testing.data import write_synthetic
 write_synthetic(sys.argv[1], int(sys.argv[2]), seed=5)
+"""
+
+BARE_DECRYPT = """
+import json, os, sys, time
+from pathlib import Path
+from vexrun.crypto import cobblestone
+from vexrun.sync.engine import open_session
+from vexrun.sync.formats import object_path
+from vexrun.sync.workspace import Secrets
+s = open_session(Path(sys.argv[1]), token=None, secrets=Secrets(os.environ["VEXRUN_PASSPHRASE"]))
+t = time.perf_counter()
+n = 0
+for o in s.manifest["objects"]:
+    data = s.ws.path(object_path(o["id"])).read_bytes()
+    ctx = b"vexrun/v1/object\\x00" + s.repo.repo_id + bytes.fromhex(o["id"])  # the format's object context
+    cobblestone.decrypt(s.keys.k_obj, ctx, data)
+    n += len(data)
+print(json.dumps({"seconds": time.perf_counter() - t, "bytes": n, "objects": len(s.manifest["objects"])}))
 """
 
 BARE_READ = """
@@ -121,6 +142,9 @@ def _bench(args: argparse.Namespace, work: Path, stack: contextlib.ExitStack) ->
     _, attach_wall, attach_rss = _run(vexrun_argv(*b, "init", "--restore", url), env)
     restored = work / "restored.vmig.jsonl"
     _, pull_wall, pull_rss = _run(vexrun_argv(*b, "pull", "--out", str(restored), "--json"), env)
+    check_s, _, _ = _run(vexrun_argv(*b, "check", "--json"), env)
+    bare_runs = [_run([sys.executable, "-c", BARE_DECRYPT, str(work / "b")], env)[0] for _ in range(2)]
+    read_runs = [_run(vexrun_argv(*b, "check", "--read-data", "--json"), env) for _ in range(2)]
     daemon.stop()
     identical = restored.read_bytes() == data.read_bytes() if size < 4e9 else None
     read_gbs = size / bare_s / 1e9
@@ -155,7 +179,28 @@ def _bench(args: argparse.Namespace, work: Path, stack: contextlib.ExitStack) ->
     )
     print(f"restore on a fresh state dir: attach (shallow clone) {attach_wall:.1f}s, RSS {attach_rss:.1f} MB; "
           f"pull {pull_wall:.1f}s, RSS {pull_rss:.1f} MB; identical: {identical}")  # fmt: skip
-    ok = ok_tp and ok_rss and ok_one and identical is not False
+    bare_dec = min(r["seconds"] for r in bare_runs)
+    best = min(read_runs, key=lambda r: r[0]["timings"]["objects"])
+    read_data, read_wall, read_rss = best
+    objects_s = read_data["timings"]["objects"]
+    ok_check = read_data["ok"] and check_s["ok"]
+    verify = second["timings"]["verify-reused"]
+    print(
+        f"sync check (structure: size + key commitment of {check_s['objects']} objects): "
+        f"{check_s['timings']['objects'] * 1000:.1f} ms for the objects, {check_s['seconds']:.2f}s in all"
+    )
+    print(
+        f"sync check --read-data: objects {objects_s:.2f}s for {read_data['bytes_read'] / 1e9:.2f} GB "
+        f"({read_data['bytes_read'] / objects_s / 1e9:.2f} GB/s), whole command {read_wall:.1f}s wall, "
+        f"RSS {read_rss:.1f} MB; bare decrypt of the same objects {bare_dec:.2f}s "
+        f"({bare_runs[0]['bytes'] / bare_dec / 1e9:.2f} GB/s): {objects_s / bare_dec:.2f}x  "
+        + ("clean" if ok_check else "FAIL: problems reported")
+    )
+    print(
+        f"push 2: checking the {second['objects_total'] - second['objects_uploaded']} reused objects took "
+        f"{verify * 1000:.1f} ms = {verify / bare_dec * 100:.2f}% of a bare decrypt of the backup"
+    )
+    ok = ok_tp and ok_rss and ok_one and identical is not False and ok_check
     print("criteria:", "PASS" if ok else "FAIL")
     print(json.dumps({"bench": "sync", "bytes": size, "ok": ok}))
     return 0 if ok else 1

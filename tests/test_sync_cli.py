@@ -143,7 +143,7 @@ def test_rollback_fork_and_tofu(
     assert vx(capsys, *m1, "push", str(export))[0] == 0
     bare.rewind(commits[0])
     other = write_synthetic(tmp_path / "other.vmig.jsonl", 30, dims=32, seed=7)
-    code, out, err = vx(capsys, *m2, "push", str(other))
+    code, out, err = vx(capsys, *m2, "push", str(other), "--allow-shrink")
     assert code == 0 and "generation 6" in out, err
     code, _, err = vx(capsys, *m1, "pull", "--out", str(tmp_path / "o.vmig.jsonl"))
     assert code == 8 and "fork" in err
@@ -363,7 +363,7 @@ def test_two_machines_push_in_turn_without_force(tmp_path: Path, env: dict[str, 
         with pytest.raises(PullFirst, match="has not pulled"):
             engine.push(tmp_path / "m2", other, token=None, secrets=s)
         assert engine.pull(tmp_path / "m2", tmp_path / "got.vmig.jsonl", token=None, secrets=s).generation == 2
-        assert engine.push(tmp_path / "m2", other, token=None, secrets=s).generation == 3
+        assert engine.push(tmp_path / "m2", other, token=None, secrets=s, max_shrink=None).generation == 3
     finally:
         gitmod.on_spawn.clear()
     pushes = [argv for argv in argvs if argv[1:2] == ["push"]]

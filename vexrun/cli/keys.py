@@ -47,8 +47,17 @@ def keys() -> None:
 @click.option(
     "--kdf", type=click.Choice(["argon2id", "scrypt"]), default=None, help="Passphrase KDF (default: argon2id)."
 )
-def keys_generate(no_passphrase: bool, passphrase_file: str | None, comment: str, kdf: str | None) -> int:
-    """Create a new signing key pair; print its key id and where the files are."""
+@click.option(
+    "--weak-passphrase-ok",
+    is_flag=True,
+    help="Accept a passphrase of 8 to 11 characters (12 are required otherwise).",
+)
+def keys_generate(
+    no_passphrase: bool, passphrase_file: str | None, comment: str, kdf: str | None, weak_passphrase_ok: bool
+) -> int:
+    """Create a new signing key pair; print its key id and where the files are.
+
+    The passphrase needs at least 12 characters (a few random words)."""
     from ..crypto.keys import generate_key
     from ..crypto.passphrase import get_secret
 
@@ -56,7 +65,7 @@ def keys_generate(no_passphrase: bool, passphrase_file: str | None, comment: str
     if no_passphrase:
         click.echo("warning: the secret key is stored without a passphrase; protect the file yourself", err=True)
     else:
-        passphrase = get_secret(file=passphrase_file, confirm=True)
+        passphrase = get_secret(file=passphrase_file, confirm=True, weak_ok=weak_passphrase_ok)
         if passphrase is None:  # pragma: no cover - required=True raises instead
             return 2
     public, key_path, pub_path = generate_key(passphrase=passphrase, comment=comment, kdf_alg=kdf)
@@ -123,11 +132,11 @@ def keys_trust(pubfile: str) -> int:
 
     from ..crypto.keys import file_stem, load_public_keys
     from ..crypto.paths import trust_dir
-    from ..crypto.securefile import ensure_private_dir
+    from ..crypto.securefile import ensure_private_dir, write_public
 
     directory = ensure_private_dir(trust_dir())
     for key in load_public_keys(Path(pubfile)):
-        (directory / f"{file_stem(key.keyid)}.pub").write_text(key.line() + "\n", encoding="utf-8")
+        write_public(directory / f"{file_stem(key.keyid)}.pub", (key.line() + "\n").encode("utf-8"))
         click.echo(f"trusted {key.keyid} {key.comment}".rstrip())
     return 0
 

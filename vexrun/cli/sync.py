@@ -19,7 +19,9 @@ Exit codes:
   6  wrong passphrase or recovery code (nothing was read or written)
   7  the remote is older than what this machine last saw (rollback); --allow-rollback
   8  fork: the remote's history does not hold what this machine saw; --accept-fork
-  9  the remote has a generation this machine has not pulled; pull first
+  9  the remote has a generation this machine has not pulled, or another device
+     pushed first; pull first
+  10 the push would drop more records than --max-shrink allows; --allow-shrink
 \b
 Secrets come from the environment, never from the command line:
   VEXRUN_GIT_TOKEN      the forge token (else your own git credential helper)
@@ -40,10 +42,10 @@ def _size(value: str | None) -> int | None:
 
 
 def _root(ctx: click.Context) -> Path:
-    from ..sync.local import default_state_dir
+    from ..sync.local import default_state_dir, state_root
 
     value = (ctx.obj or {}).get("sync_state_dir")
-    return Path(value).expanduser() if value else default_state_dir()
+    return state_root(value) if value else default_state_dir()
 
 
 def _token() -> str | None:
@@ -87,6 +89,9 @@ _rollback_opt = click.option(
     "--allow-rollback", is_flag=True, help="Accept a remote older than what this machine last saw."
 )
 _fork_opt = click.option("--accept-fork", is_flag=True, help="Accept a remote whose history forked from ours.")
+_weak_opt = click.option(
+    "--weak-passphrase-ok", is_flag=True, help="Accept a new passphrase of 8 to 11 characters (12 otherwise)."
+)
 
 
 def _emit(obj: Any) -> None:
@@ -132,13 +137,16 @@ def sync(ctx: click.Context, state_dir: str | None) -> None:
 @click.option("--host", default=None, help="Server name for gitea/forgejo or self-hosted gitlab.")
 @click.option("--username", default=None, help="Username sent with the token (default depends on the provider).")
 @click.option("--branch", default="main", show_default=True, help="Branch holding the backup.")
-@click.option("--label", default="", help="A label for the passphrase key file (e.g. 'laptop').")
+@click.option(
+    "--label", default="", help="This device's name in `sync log`, and the passphrase key file's (e.g. 'laptop')."
+)
 @click.option("--kdf", type=click.Choice(["argon2id", "scrypt"]), default=None, help="Passphrase KDF.")
 @click.option("--bucket-size", default=None, help="Target plaintext per object (default 8MiB).")
 @click.option("--max-object-size", default=None, help="Largest object file (default 32MiB; below your forge's limit).")
 @click.option("--expect-generation", type=int, default=None, help="With --restore: refuse any other generation.")
 @_passphrase_opt
 @_recovery_opt
+@_weak_opt
 @click.pass_context
 def sync_init(
     ctx: click.Context,
@@ -157,6 +165,7 @@ def sync_init(
     expect_generation: int | None,
     passphrase_file: str | None,
     recovery_code_file: str | None,
+    weak_passphrase_ok: bool,
 ) -> int:
     """Create a new encrypted backup at URL, or attach this machine to one with --restore URL.
 
@@ -182,7 +191,7 @@ def sync_init(
     if restore_url is not None:
         res = init_restore(
             root, remote, token=token, secrets=_secrets(passphrase_file, recovery_code_file),
-            expect_generation=expect_generation,
+            expect_generation=expect_generation, label=label,
         )  # fmt: skip
         m = res.manifest
         click.echo(f"attached {root} to {remote.url} (repo {res.repo_id})")
@@ -191,7 +200,7 @@ def sync_init(
             f"({m.get('records', 0):,} records); check it if you can"
         )
         return 0
-    passphrase = get_secret(file=passphrase_file, confirm=True)
+    passphrase = get_secret(file=passphrase_file, confirm=True, weak_ok=weak_passphrase_ok)
     assert passphrase is not None
     res = init_new(
         root, remote, token=token, passphrase=passphrase, label=label, kdf_alg=kdf,
@@ -215,6 +224,8 @@ def sync_init(
 @click.option(
     "--compression", type=click.Choice(["none", "zlib"]), default="none", show_default=True, help="Before encryption."
 )
+@click.option("--max-shrink", metavar="SHARE", help="Refuse a push dropping more than this share of records (10%).")
+@click.option("--allow-shrink", is_flag=True, help="Push even if the file has far fewer records than the backup.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_passphrase_opt
 @_recovery_opt
@@ -227,6 +238,8 @@ def sync_push(
     recipe: str | None,
     env_file: str | None,
     compression: str,
+    max_shrink: str | None,
+    allow_shrink: bool,
     as_json: bool,
     passphrase_file: str | None,
     recovery_code_file: str | None,
@@ -235,17 +248,27 @@ def sync_push(
 ) -> int:
     """Encrypt FILE (or --from-recipe RECIPE's .vmig.jsonl target) as the next generation and push it.
 
-    Only changed buckets are re-encrypted and uploaded. Never forces: if another device pushed first,
-    pull first."""
-    from ..sync.engine import push
+    Only changed buckets are re-encrypted and uploaded; the objects kept from the last generation are
+    checked first (size and key commitment) and uploaded again if damaged. Never forces: if another device
+    pushed first, pull first. A file with more than 10% fewer records than the backup is refused (exit 10)."""
+    from ..sync.engine import DEFAULT_MAX_SHRINK, push
+    from ..sync.settings import parse_share
 
     if bool(file) == bool(recipe):
         raise click.UsageError("give FILE or --from-recipe RECIPE")
+    if allow_shrink and max_shrink is not None:
+        raise click.UsageError("give --max-shrink or --allow-shrink, not both")
     path = Path(file) if file else _recipe_target(recipe, env_file)  # type: ignore[arg-type]
+    try:
+        shrink = None if allow_shrink else parse_share(max_shrink) if max_shrink is not None else DEFAULT_MAX_SHRINK
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--max-shrink") from None
     res = push(
         _root(ctx), path, token=_token(), secrets=_secrets(passphrase_file, recovery_code_file),
-        allow_rollback=allow_rollback, accept_fork=accept_fork, compression=compression,
+        allow_rollback=allow_rollback, accept_fork=accept_fork, compression=compression, max_shrink=shrink,
     )  # fmt: skip
+    for note in res.notes:
+        click.echo(f"note: {note}", err=True)
     if as_json:
         _emit(res.__dict__)
     elif res.unchanged:
@@ -268,6 +291,7 @@ def _recipe_target(recipe: str, env_file: str | None) -> Path:
 @sync.command("pull")
 @click.option("--out", type=click.Path(), default=None, help="Where to write the file (default: its name, here).")
 @click.option("--expect-generation", type=int, default=None, help="Refuse any other generation.")
+@click.option("--generation", type=click.IntRange(min=1), metavar="N", help="Restore generation N (see `sync log`).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_passphrase_opt
 @_recovery_opt
@@ -278,18 +302,21 @@ def sync_pull(
     ctx: click.Context,
     out: str | None,
     expect_generation: int | None,
+    generation: int | None,
     as_json: bool,
     passphrase_file: str | None,
     recovery_code_file: str | None,
     allow_rollback: bool,
     accept_fork: bool,
 ) -> int:
-    """Restore the backup's current generation into a .vmig.jsonl file (atomically; checked end to end)."""
+    """Restore the backup's current generation (or --generation N) into a .vmig.jsonl file, with its sidecar
+    and signature (atomically; checked end to end)."""
     from ..sync.engine import pull
 
     res = pull(
         _root(ctx), Path(out) if out else None, token=_token(), secrets=_secrets(passphrase_file, recovery_code_file),
         allow_rollback=allow_rollback, accept_fork=accept_fork, expect_generation=expect_generation,
+        generation=generation,
     )  # fmt: skip
     for note in res.notes:
         click.echo(f"note: {note}", err=True)
@@ -361,6 +388,60 @@ def sync_diff(
     return 0
 
 
+@sync.command("log")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the newest N generations.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_passphrase_opt
+@_recovery_opt
+@click.pass_context
+def sync_log(
+    ctx: click.Context, limit: int | None, as_json: bool, passphrase_file: str | None, recovery_code_file: str | None
+) -> int:
+    """List the generations the backup still holds, newest first (restore one with `sync pull --generation N`)."""
+    from ..sync.admin import log
+
+    gens = log(_root(ctx), token=_token(), secrets=_secrets(passphrase_file, recovery_code_file), limit=limit)
+    if as_json:
+        _emit([g.to_json() for g in gens])
+        return 0
+    click.echo(f"{'gen':>5}  {'created':<20}  {'records':>10}  {'bytes':>14}  device")
+    for g in gens:
+        records, size = (f"{v:,}" if v is not None else "?" for v in (g.records, g.bytes))
+        mark = " (current)" if g.current else ""
+        note = f"  [{g.note}]" if g.note else ""
+        click.echo(f"{g.generation:>5}  {g.created_at or '?':<20}  {records:>10}  {size:>14}  {g.device}{mark}{note}")
+    return 0
+
+
+@sync.command("check")
+@click.option("--read-data", is_flag=True, help="Also decrypt and verify every object (reads the whole backup).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_passphrase_opt
+@_recovery_opt
+@click.pass_context
+def sync_check(
+    ctx: click.Context, read_data: bool, as_json: bool, passphrase_file: str | None, recovery_code_file: str | None
+) -> int:
+    """Check that the current generation is whole: the manifest, and every object it lists present with its
+    authenticated size and key commitment; with --read-data, every object decrypted and verified.
+    Exit 0 when clean, 1 with the list of what is broken."""
+    from ..sync.check import check
+
+    res = check(_root(ctx), token=_token(), secrets=_secrets(passphrase_file, recovery_code_file), read_data=read_data)
+    if as_json:
+        _emit({**res.__dict__, "ok": res.ok})
+        return 0 if res.ok else 1
+    for warning in res.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for problem in res.problems:
+        click.echo(f"broken: {problem}")
+    what = "structure and data" if read_data else "structure (--read-data also decrypts every object)"
+    verdict = "no problems" if res.ok else f"{len(res.problems)} problem(s)"
+    read = f", {res.bytes_read:,} bytes read" if read_data else ""
+    click.echo(f"generation {res.generation}: {res.objects} objects, {what}: {verdict} ({res.seconds:.2f}s{read})")
+    return 0 if res.ok else 1
+
+
 @sync.group("keys")
 def sync_keys() -> None:
     """The key files that unlock the backup (passphrases and recovery codes)."""
@@ -393,6 +474,7 @@ def sync_keys_list(ctx: click.Context, as_json: bool) -> int:
 @click.option("--label", default="", help="A label for the new key file.")
 @_passphrase_opt
 @_recovery_opt
+@_weak_opt
 @click.pass_context
 def sync_keys_add(
     ctx: click.Context,
@@ -401,6 +483,7 @@ def sync_keys_add(
     label: str,
     passphrase_file: str | None,
     recovery_code_file: str | None,
+    weak_passphrase_ok: bool,
 ) -> int:
     """Add a passphrase (e.g. to change it: add the new one, then remove the old) or a recovery code."""
     from ..crypto.passphrase import get_secret
@@ -411,7 +494,7 @@ def sync_keys_add(
     if not recovery:
         new = get_secret(
             what="new passphrase", env="VEXRUN_NEW_PASSPHRASE", file=new_passphrase_file, confirm=True,
-            file_option="--new-passphrase-file",
+            file_option="--new-passphrase-file", weak_ok=weak_passphrase_ok,
         )  # fmt: skip
     key_id, code = keys_add(
         _root(ctx), token=_token(), secrets=secrets, new_passphrase=new, recovery=recovery, label=label
@@ -450,6 +533,7 @@ def sync_keys_remove(
 @click.option("--label", default="", help="A label for the new passphrase key file.")
 @_passphrase_opt
 @_recovery_opt
+@_weak_opt
 @click.pass_context
 def sync_rekey(
     ctx: click.Context,
@@ -457,6 +541,7 @@ def sync_rekey(
     label: str,
     passphrase_file: str | None,
     recovery_code_file: str | None,
+    weak_passphrase_ok: bool,
 ) -> int:
     """After a suspected compromise: a new master key, every object re-encrypted, new key files and a new
     recovery code. Then run `sync compact` to drop the old ciphertext from the branch's history."""
@@ -466,7 +551,7 @@ def sync_rekey(
     secrets = _secrets(passphrase_file, recovery_code_file)
     new = get_secret(
         what="new passphrase", env="VEXRUN_NEW_PASSPHRASE", file=new_passphrase_file, confirm=True,
-        file_option="--new-passphrase-file",
+        file_option="--new-passphrase-file", weak_ok=weak_passphrase_ok,
     )  # fmt: skip
     assert new is not None
     gen, code = rekey(_root(ctx), token=_token(), secrets=secrets, new_passphrase=new, label=label)
@@ -477,11 +562,13 @@ def sync_rekey(
 
 
 @sync.command("compact")
+@click.option("--keep", type=click.IntRange(min=1), default=7, show_default=True, help="Generations kept restorable.")
 @click.option("--yes", is_flag=True, help="Confirm the forced push without a prompt.")
 @click.pass_context
-def sync_compact(ctx: click.Context, yes: bool) -> int:
-    """Rewrite the branch to one commit holding the current generation (a confirmed, lease-checked force
-    push: the only one vexrun ever makes). Other machines keep working; their history is just shorter."""
+def sync_compact(ctx: click.Context, keep: int, yes: bool) -> int:
+    """Drop the branch's history older than the last --keep generations (a confirmed, lease-checked force
+    push: the only one vexrun ever makes). Generations from before a `sync rekey` are always dropped, with
+    the old key files. Other machines keep working; their history is just shorter."""
     import sys
 
     from ..sync.admin import compact
@@ -489,9 +576,13 @@ def sync_compact(ctx: click.Context, yes: bool) -> int:
     if not yes:
         if not sys.stdin.isatty():
             raise click.UsageError("compact rewrites the remote's history: confirm with --yes")
-        click.confirm("Rewrite the remote branch to a single commit (force push)?", abort=True)
-    old, new = compact(_root(ctx), token=_token())
-    click.echo(f"compacted: {old[:12]} → {new[:12]} (one commit)")
+        click.confirm(f"Rewrite the remote branch to its last {keep} generation(s) (force push)?", abort=True)
+    res = compact(_root(ctx), token=_token(), keep=keep)
+    if not res.changed:
+        click.echo(f"nothing to compact: the history holds {res.kept_range} only")
+        return 0
+    click.echo(f"compacted: {res.old[:12]} → {res.new[:12]}, keeping {res.kept_range}; {res.dropped_commits} "
+               "commit(s) dropped")  # fmt: skip
     return 0
 
 

@@ -13,11 +13,17 @@ that does not end in a short chunk is truncated.
 
 ``Cobblestone-256`` is AES-256-GCM with HKDF-SHA-512 and a 32-byte input key: vexrun's objects and
 manifests. It is byte-compatible with ``cryptography.cobblestone`` (cryptography >= 50) and with the
-Wycheproof ``c2sp_chunked_encryption_aes_256_gcm`` vectors. It is written here over ``AESGCM`` so that it
-works from cryptography 44 on and so tests can inject the salt; encryption with a random salt uses the
-built-in (Rust, about twice as fast) when it is there, and tests check both give the same format.
-``hash_name="sha256"`` and 16-byte keys exist only to run the generic chunked-encryption vectors shipped
-in ``cryptography-vectors``.
+Wycheproof ``c2sp_chunked_encryption_aes_256_gcm`` vectors.
+
+When the installed cryptography has ``cryptography.cobblestone`` (>= 50), its Rust
+``Cobblestone256Encryptor`` / ``Cobblestone256Decryptor`` do the work: encryption with a random salt, and
+every decryption. The chunk framing written here over ``AESGCM`` is the fallback for cryptography 44-49,
+and what runs where the built-in cannot: an injected salt (golden files, known-answer vectors),
+``hash_name="sha256"`` and 16-byte keys (only for the generic chunked-encryption vectors shipped in
+``cryptography-vectors``). ``builtin=False`` forces it, so tests compare both on the same inputs. The
+built-in's failures carry no detail, so when it refuses a message the reason is told by the framing here
+(commitment, truncation, which chunk): the refusal itself is the built-in's, and nothing it did not
+authenticate is ever returned or written.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ __all__ = [
     "HEADER",
     "SALT",
     "TAG",
+    "builtin_available",
     "ciphertext_size",
     "decrypt",
     "decrypt_stream",
@@ -170,6 +177,31 @@ def _builtin() -> Any:
     return Cobblestone256Encryptor
 
 
+@functools.cache
+def _builtin_decryptor() -> Any:
+    """``cryptography.cobblestone.Cobblestone256Decryptor`` when this cryptography has it (>= 50)."""
+    try:
+        from cryptography.cobblestone import Cobblestone256Decryptor
+    except ImportError:
+        return None
+    return Cobblestone256Decryptor
+
+
+def builtin_available() -> bool:
+    """Whether cryptography's own Cobblestone-256 (>= 50) is installed and used."""
+    require()
+    return _builtin() is not None and _builtin_decryptor() is not None
+
+
+def _decryptor(input_key: bytes, hash_name: str, builtin: bool | None) -> Any:
+    """The built-in decryptor class to use, or None for the framing here. ``builtin=True`` requires it."""
+    usable = hash_name == "sha512" and len(input_key) == 32
+    cls = _builtin_decryptor() if usable and builtin is not False else None
+    if builtin and cls is None:
+        raise ValueError("cryptography's Cobblestone-256 is not available (cryptography >= 50, sha512, 32-byte key)")
+    return cls
+
+
 def _check_header(input_key: bytes, context: bytes, header: bytes | memoryview, hash_name: str) -> tuple[object, int]:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -191,12 +223,41 @@ def _open(aead: object, base: int, counter: int, chunk: memoryview, out: memoryv
 
 
 def decrypt(
-    input_key: bytes, context: bytes, message: bytes | bytearray | memoryview, *, hash_name: str = "sha512"
+    input_key: bytes,
+    context: bytes,
+    message: bytes | bytearray | memoryview,
+    *,
+    hash_name: str = "sha512",
+    builtin: bool | None = None,
 ) -> bytearray:
-    """The plaintext of a whole message, or :class:`DecryptionFailed`."""
+    """The plaintext of a whole message, or :class:`DecryptionFailed`. ``builtin``: None uses cryptography's
+    decryptor when it is there, False forces the framing here, True requires the built-in."""
     require()
     _aead_name(input_key)
     src = memoryview(message).cast("B")
+    cls = _decryptor(input_key, hash_name, builtin)
+    if cls is not None:
+        return _decrypt_builtin(cls, input_key, context, src)
+    return _decrypt_here(input_key, context, src, hash_name)
+
+
+def _decrypt_builtin(cls: Any, input_key: bytes, context: bytes, src: memoryview) -> bytearray:
+    from cryptography.exceptions import InvalidTag
+
+    out = bytearray(len(src) + CHUNK + TAG)  # the documented always-large-enough size
+    try:
+        dec = cls(input_key, context)
+        n = dec.update_into(src, out)
+        tail = dec.finalize()
+    except InvalidTag:
+        _decrypt_here(input_key, context, src, "sha512")  # raises, with the reason
+        raise DecryptionFailed("the ciphertext fails authentication") from None  # pragma: no cover
+    out[n : n + len(tail)] = tail
+    del out[n + len(tail) :]
+    return out
+
+
+def _decrypt_here(input_key: bytes, context: bytes, src: memoryview, hash_name: str) -> bytearray:
     aead, base = _check_header(input_key, context, src[:HEADER], hash_name)
     body = len(src) - HEADER
     full = body // (CHUNK + TAG)
@@ -221,13 +282,18 @@ def decrypt_stream(
     write: Callable[[memoryview], object],
     *,
     hash_name: str = "sha512",
+    builtin: bool | None = None,
 ) -> int:
     """Decrypt a message read from ``fh`` with 16 KiB buffers, passing each verified chunk to ``write``.
     Raises :class:`DecryptionFailed` on the first bad chunk or at a missing final chunk; a caller that
-    must not expose partial plaintext writes to a temporary file and renames it only on success."""
+    must not expose partial plaintext writes to a temporary file and renames it only on success.
+    ``builtin`` as in :func:`decrypt`."""
     require()
     _aead_name(input_key)
     header = fh.read(HEADER)
+    cls = _decryptor(input_key, hash_name, builtin)
+    if cls is not None:
+        return _stream_builtin(cls, input_key, context, header, fh, write)
     aead, base = _check_header(input_key, context, header, hash_name)
     inbuf = bytearray(CHUNK + TAG)
     inview = memoryview(inbuf)
@@ -253,3 +319,56 @@ def decrypt_stream(
         _open(aead, base, counter, inview[:n], outview[: n - TAG])
         write(outview[: n - TAG])
         return total + n - TAG
+
+
+def _read_full(fh: Readable, view: memoryview) -> int:
+    """Fill ``view`` from ``fh`` (short reads from pipes); fewer bytes only at EOF."""
+    n = 0
+    while n < len(view):
+        more = fh.readinto(view[n:]) or 0
+        if not more:
+            break
+        n += more
+    return n
+
+
+def _stream_builtin(
+    cls: Any, input_key: bytes, context: bytes, header: bytes, fh: Readable, write: Callable[[memoryview], object]
+) -> int:
+    """:func:`decrypt_stream` through cryptography's decryptor, fed one chunk at a time. Only what it
+    returns (authenticated) reaches ``write``; on a refusal the framing here names the reason."""
+    from cryptography.exceptions import InvalidTag
+
+    inbuf = bytearray(CHUNK + TAG)
+    inview = memoryview(inbuf)
+    outbuf = bytearray(2 * (CHUNK + TAG))  # update_into needs len(data) + 16400
+    outview = memoryview(outbuf)
+    total = 0
+    counter = 0
+    n = 0
+    if len(header) < HEADER:
+        raise DecryptionFailed("truncated: the ciphertext is shorter than its 56-byte header")
+    try:
+        dec = cls(input_key, context)
+        got = dec.update_into(header, outview)
+        while True:
+            if got:
+                write(outview[:got])
+                total += got
+            n = _read_full(fh, inview)
+            if n < CHUNK + TAG:
+                break
+            got = dec.update_into(inview, outview)
+            counter += 1
+        got = dec.update_into(inview[:n], outview) if n else 0
+        if got:  # pragma: no cover - the built-in keeps the short final chunk for finalize
+            write(outview[:got])
+            total += got
+        tail = dec.finalize()
+    except InvalidTag:
+        _check_header(input_key, context, header, "sha512")  # a short header or a bad commitment: says which
+        if n < TAG:
+            raise DecryptionFailed("truncated: the final short chunk is missing") from None
+        raise DecryptionFailed(f"chunk {counter} fails authentication (damaged, reordered or truncated)") from None
+    write(memoryview(tail))
+    return total + len(tail)

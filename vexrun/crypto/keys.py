@@ -20,6 +20,7 @@ and a lookup hint only; trust comes from where a public key is found, never from
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from .encoding import b64d, b64e, canonical_json, loads_strict
 from .errors import KeyFileError, WrongPassphrase
 from .kdf import check_params, default_params, derive_key
 from .paths import keys_dir
-from .securefile import ensure_private_dir, read_private, write_private
+from .securefile import ensure_private_dir, read_private, write_private, write_public
 
 __all__ = [
     "PUB_PREFIX",
@@ -112,14 +113,16 @@ def load_public_keys(path: Path) -> list[PublicKey]:
 
 
 def list_public_keys(directory: Path) -> list[PublicKey]:
-    """The keys of every ``*.pub`` file in ``directory`` (unreadable ones are skipped)."""
+    """The keys of every ``*.pub`` file in ``directory``; an unreadable or malformed one is skipped with a
+    warning naming it (logged on ``vexrun.crypto``), so one bad file does not hide the others."""
     out: list[PublicKey] = []
     if not directory.is_dir():
         return out
     for path in sorted(directory.glob("*.pub")):
         try:
             out.extend(load_public_keys(path))
-        except KeyFileError:
+        except KeyFileError as exc:
+            logging.getLogger("vexrun.crypto").warning("skipped public key file %s", exc.message)
             continue
     return out
 
@@ -179,7 +182,7 @@ def generate_key(
     pub_path = directory / f"{file_stem(keyid)}.pub"
     write_private(key_path, canonical_json(body) + b"\n")
     public = PublicKey(keyid, pub, comment, str(pub_path))
-    pub_path.write_text(public.line() + "\n", encoding="utf-8")
+    write_public(pub_path, (public.line() + "\n").encode("utf-8"))
     return public, key_path, pub_path
 
 

@@ -1,5 +1,10 @@
 """Where passphrases and recovery codes come from: a file, an environment variable, or a prompt when
-stdin is a terminal. Never from argv. Every value is registered with :mod:`vexrun.redact`."""
+stdin is a terminal. Never from argv. Every value is registered with :mod:`vexrun.redact`.
+
+A passphrase being *created* (``keys generate``, ``sync init``, ``sync keys add``, ``sync rekey``: every
+caller that passes ``confirm=True``) must have :data:`MIN_PASSPHRASE` (12) characters; ``--weak-passphrase-ok``
+lowers that to :data:`vexrun.redact.MIN_SECRET_LEN` (8), below which redaction could not mask it. Unlocking
+with an existing passphrase of any length keeps working."""
 
 from __future__ import annotations
 
@@ -8,11 +13,36 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
-from ..redact import register_secret
+from ..redact import MIN_SECRET_LEN, register_secret
 
-__all__ = ["PASSPHRASE_ENV", "get_secret", "read_secret_file"]
+__all__ = ["MIN_PASSPHRASE", "PASSPHRASE_ENV", "WEAK_OK_FLAG", "check_new_passphrase", "get_secret", "read_secret_file"]
 
 PASSPHRASE_ENV = "VEXRUN_PASSPHRASE"
+#: Characters a new passphrase needs (56 bits even if all lowercase letters; three random words pass).
+MIN_PASSPHRASE = 12
+#: The command-line flag that accepts a new passphrase of MIN_SECRET_LEN..MIN_PASSPHRASE-1 characters.
+WEAK_OK_FLAG = "--weak-passphrase-ok"
+
+
+def check_new_passphrase(value: str, *, weak_ok: bool = False, what: str = "passphrase") -> str:
+    """``value``, or :class:`UsageError` if it is too short to be a new passphrase (counted in characters).
+    The message never says how long the refused value was: it may be used again with the override."""
+    n = len(value)
+    if n >= MIN_PASSPHRASE:
+        return value
+    if n < MIN_SECRET_LEN:
+        raise UsageError(
+            f"the new {what} is shorter than {MIN_SECRET_LEN} characters; it needs at least {MIN_PASSPHRASE} "
+            f"({WEAK_OK_FLAG} accepts {MIN_SECRET_LEN} to {MIN_PASSPHRASE - 1}, never fewer: vexrun could not "
+            "mask a shorter one in its output)",
+            hint="a few random words make a good passphrase",
+        )
+    if not weak_ok:
+        raise UsageError(
+            f"the new {what} is shorter than {MIN_PASSPHRASE} characters",
+            hint=f"a few random words make a good passphrase; {WEAK_OK_FLAG} accepts {MIN_SECRET_LEN} or more",
+        )
+    return value
 
 
 def read_secret_file(path: str | os.PathLike[str], what: str) -> str:
@@ -38,8 +68,21 @@ def get_secret(
     confirm: bool = False,
     required: bool = True,
     file_option: str = "--passphrase-file",
+    weak_ok: bool = False,
 ) -> str | None:
-    """A secret from ``file``, else ``$env``, else a prompt on a terminal. ``None`` only if not ``required``."""
+    """A secret from ``file``, else ``$env``, else a prompt on a terminal. ``None`` only if not ``required``.
+
+    ``confirm`` marks a secret being created: a prompt asks for it twice, and whatever its source it must
+    pass :func:`check_new_passphrase` (``weak_ok`` is ``--weak-passphrase-ok``)."""
+    value = _get_secret(what=what, env=env, file=file, confirm=confirm, required=required, file_option=file_option)
+    if value is not None and confirm:
+        check_new_passphrase(value, weak_ok=weak_ok, what=what.removeprefix("new "))
+    return value
+
+
+def _get_secret(
+    *, what: str, env: str, file: str | os.PathLike[str] | None, confirm: bool, required: bool, file_option: str
+) -> str | None:
     if file is not None:
         return read_secret_file(file, what)
     value = os.environ.get(env)

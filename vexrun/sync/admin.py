@@ -1,4 +1,5 @@
-"""The sync verbs that inspect or maintain a backup: ``status``, ``diff``, ``keys``, ``rekey``, ``compact``."""
+"""The sync verbs that inspect or maintain a backup: ``status``, ``diff``, ``log``, ``check``, ``keys``,
+``rekey``, ``compact``."""
 
 from __future__ import annotations
 
@@ -13,22 +14,38 @@ from ..crypto.encoding import canonical_json
 from ..errors import UsageError
 from ..vmig.sidecar import utc_now
 from .bucketing import extract_id, index_file, iter_buckets
-from .engine import _b3, open_session
+from .engine import open_session
 from .errors import BackupDamaged, PullFirst
-from .formats import decrypt_object, manifest_generation, object_path, parse_status
+from .formats import b3_hex, decrypt_object, manifest_generation, object_path, parse_status
 from .git import NETWORK_TIMEOUT
-from .local import Freshness, load_config
+from .history import Generation, cat_files, commit_epochs, first_parent_commits, scan_generations
+from .local import Freshness, load_config, state_root
 from .masterkey import SubKeys, format_recovery_code, make_keyfile, new_recovery_code
 from .snapshot import build_snapshot, max_plaintext, restore_snapshot
 from .workspace import CONFIG, KEYS, MANIFEST, OBJECTS, STATUS, Secrets, Workspace, git_available
 
-__all__ = ["DiffResult", "compact", "diff", "keys_add", "keys_list", "keys_remove", "rekey", "status"]
+__all__ = [
+    "DEFAULT_KEEP",
+    "CompactResult",
+    "DiffResult",
+    "compact",
+    "diff",
+    "keys_add",
+    "keys_list",
+    "keys_remove",
+    "log",
+    "rekey",
+    "status",
+]
 
 COMPACT_HINT_BYTES = 500 * 1024 * 1024
+#: generations ``compact`` keeps restorable by default
+DEFAULT_KEEP = 7
 
 
 def _workspace(root: Path, token: str | None, fetch: bool = True) -> Workspace:
     git_available()
+    root = state_root(root)
     ws = Workspace(root, load_config(root), token=token)
     if fetch and ws.sync_to_remote() is None:
         raise BackupDamaged(f"the remote has no branch {ws.config.branch}")
@@ -55,7 +72,7 @@ def status(root: Path, *, token: str | None, secrets: Secrets | None = None, fet
     if seen is None:
         state = "never synced on this machine"
     elif gen == seen.generation:
-        state = "up to date" if _b3(man) == seen.manifest_blake3 else "FORK: same generation, different content"
+        state = "up to date" if b3_hex(man) == seen.manifest_blake3 else "FORK: same generation, different content"
     elif gen > seen.generation:
         state = f"remote is ahead ({gen - seen.generation} generation(s)); pull to get them"
     else:
@@ -171,6 +188,13 @@ def diff(root: Path, file: Path, *, token: str | None, secrets: Secrets) -> Diff
     return res
 
 
+def log(root: Path, *, token: str | None, secrets: Secrets, limit: int | None = None) -> list[Generation]:
+    """The generations in the backup's history, newest first: number, date, records, bytes, the device
+    that pushed it; whether the current generation vouches for it and whether it can be decrypted."""
+    s = open_session(root, token=token, secrets=secrets)
+    return scan_generations(s.ws, s.keys, s.repo.repo_id, s.manifest_bytes, s.manifest, limit=limit)
+
+
 def keys_list(root: Path, *, token: str | None, fetch: bool = True) -> list[dict[str, Any]]:
     ws = _workspace(root, token, fetch)
     repo = ws.repo_config()
@@ -265,7 +289,7 @@ def rekey(root: Path, *, token: str | None, secrets: Secrets, new_passphrase: st
         info = s.manifest.get("file")
         content = None
         if info is not None:
-            content = tmpdir / info["name"]
+            content = tmpdir / "content.vmig.jsonl"  # not the manifest's name: it could climb out
             restore_snapshot(s.ws, s.keys, s.repo.repo_id, s.manifest, content)
         s.ws.remove(OBJECTS)
         s.ws.remove(KEYS)
@@ -296,30 +320,87 @@ def rekey(root: Path, *, token: str | None, secrets: Secrets, new_passphrase: st
     return body["generation"], format_recovery_code(code)
 
 
-def compact(root: Path, *, token: str | None) -> tuple[str, str]:
-    """Replace the branch's history by one commit holding the current files; the one forced push of vexrun
-    (``--force-with-lease`` on the tip just fetched). Returns (old tip, new tip)."""
+@dataclass
+class CompactResult:
+    old: str
+    new: str
+    #: generations still restorable (newest first) and commits dropped from the branch
+    kept: list[int] = field(default_factory=list)
+    dropped_commits: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return self.old != self.new
+
+    @property
+    def kept_range(self) -> str:
+        """``generations 5..7`` (or ``generation 7``)."""
+        if len(self.kept) > 1:
+            return f"generations {self.kept[-1]}..{self.kept[0]}"
+        return f"generation {self.kept[0]}" if self.kept else "the tip"
+
+
+def compact(root: Path, *, token: str | None, keep: int = DEFAULT_KEEP) -> CompactResult:
+    """Cut the branch's history to its last ``keep`` generations, the ones written under the current
+    master key only (a generation from before a ``rekey`` is always dropped, with the old key files its
+    commits hold): the commits from the one that wrote the oldest generation kept up to the tip are
+    re-created on a new root, with the same trees (no object is re-encrypted or re-uploaded), and pushed
+    with ``--force-with-lease`` on the tip just fetched: the one forced push of vexrun. Everything older
+    becomes unreachable, and git's garbage collection (here now, at the forge in its own time) drops it.
+    A history that already holds no more than that is left alone (no push)."""
+    if keep < 1:
+        raise UsageError("--keep must be at least 1 (the current generation)")
     ws = _workspace(root, token)
-    ws.repo_config()
+    repo = ws.repo_config()
     branch = ws.config.branch
     old = ws.git.run(["rev-parse", "HEAD"]).out.strip()
-    ws.git.run(["checkout", "--quiet", "--orphan", "vexrun-compact"])
-    ws.git.run(["add", "--all", "--", "vexrun", ".gitattributes"])
-    ws.git.run(["commit", "--quiet", "--no-verify", "-m", f"vexrun sync: compact ({utc_now()})"])
+    ws.fetch(depth=None, unshallow=True)
+    commits = first_parent_commits(ws)
+    writers = set(first_parent_commits(ws, MANIFEST))
+    epochs = commit_epochs(ws, commits)
+    kept_commits: list[str] = []
+    kept_writers: list[str] = []
+    for commit, epoch in zip(commits, epochs, strict=True):
+        if epoch != repo.epoch:
+            break
+        kept_commits.append(commit)
+        if commit in writers:
+            kept_writers.append(commit)
+            if len(kept_writers) == keep:
+                break
+    prefixes = cat_files(ws, [f"{c}:{MANIFEST}" for c in kept_writers])
+    kept = [manifest_generation(p) for p in prefixes if p is not None]
+    if len(kept_commits) == len(commits):
+        return CompactResult(old, old, kept, 0)
+    parent: str | None = None
+    for commit in reversed(kept_commits):
+        tree = ws.git.run(["rev-parse", f"{commit}^{{tree}}"]).out.strip()
+        message = ws.git.run(["log", "-1", "--format=%B", commit]).out.strip()
+        if parent is None:
+            message = f"vexrun sync: compact ({utc_now()}): history before this commit dropped\n\n{message}"
+        args = ["commit-tree", tree, "-m", message] + (["-p", parent] if parent else [])
+        parent = ws.git.run(args).out.strip()
+    assert parent is not None
+    new = parent
     res = ws.git.run(
-        ["push", "--porcelain", f"--force-with-lease=refs/heads/{branch}:{old}", "origin", f"HEAD:refs/heads/{branch}"],
+        [
+            "push",
+            "--porcelain",
+            f"--force-with-lease=refs/heads/{branch}:{old}",
+            "origin",
+            f"{new}:refs/heads/{branch}",
+        ],
         timeout=NETWORK_TIMEOUT,
         check=False,
         what="push",
     )
     if res.code != 0:
-        ws.git.run(["checkout", "--quiet", "--force", branch], check=False)
-        if "stale info" in (res.err + res.out).lower() or "[rejected]" in (res.err + res.out):
+        err = ws.push_error(res, old)
+        if isinstance(err, PullFirst):
             raise PullFirst("the remote changed since the fetch; nothing was rewritten", hint="run compact again")
-        raise ws.git.error(res, "push")
-    new = ws.git.run(["rev-parse", "HEAD"]).out.strip()
+        raise err
     ws.git.run(["checkout", "--quiet", "--force", "-B", branch, new])
-    ws.git.run(["branch", "--quiet", "-D", "vexrun-compact"], check=False)
+    ws.git.run(["update-ref", f"refs/remotes/origin/{branch}", new])
     ws.git.run(["reflog", "expire", "--expire=now", "--all"], check=False)
     ws.git.run(["gc", "--quiet", "--prune=now"], check=False, timeout=NETWORK_TIMEOUT)
-    return old, new
+    return CompactResult(old, new, kept, len(commits) - len(kept_commits))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..redact import register_secret
 from .engine import PushResult, init_restore, push
-from .local import default_state_dir
+from .local import default_state_dir, state_root
 from .remote import Remote, resolve_remote
 from .settings import SyncSettings
 from .workspace import Secrets
@@ -51,9 +51,13 @@ def push_file(path: str | os.PathLike[str], settings: SyncSettings) -> PushResul
     """Push ``path`` as the next generation of the backup ``settings`` names.
 
     With an empty state directory, attach first (``sync init --restore``). Returns the generation, the
-    objects uploaded and the bytes pushed; an unchanged file pushes nothing (``result.unchanged``)."""
+    objects uploaded and the bytes pushed; an unchanged file pushes nothing (``result.unchanged``). A file
+    with more than ``settings.max_shrink`` fewer records than the backup raises :class:`ShrinkRefused`."""
     token, secrets = settings_secrets(settings)
-    root = Path(settings.state_dir).expanduser() if settings.state_dir else default_state_dir()
+    root = state_root(settings.state_dir) if settings.state_dir else default_state_dir()
     if not (root / "config.json").exists():
         init_restore(root, settings_remote(settings), token=token, secrets=secrets)
-    return push(root, Path(path), token=token, secrets=secrets, compression=settings.compression)
+    return push(
+        root, Path(path), token=token, secrets=secrets, compression=settings.compression,
+        max_shrink=settings.max_shrink,
+    )  # fmt: skip

@@ -9,7 +9,8 @@
     ├── NotInitialised     exit 2  no sync repository in the state directory
     ├── RollbackRefused    exit 7  the remote is older than what this machine last saw
     ├── ForkDetected       exit 8  the remote's history does not contain what this machine last saw
-    └── PullFirst          exit 9  the remote has a newer generation (or changed during the push)
+    ├── PullFirst          exit 9  the remote has a newer generation (or changed during the push)
+    └── ShrinkRefused      exit 10 the push would drop more records than ``max_shrink`` allows
 
 A wrong passphrase or recovery code is :class:`vexrun.crypto.errors.WrongPassphrase` (exit 6).
 """
@@ -27,6 +28,7 @@ __all__ = [
     "PullFirst",
     "RemoteRefused",
     "RollbackRefused",
+    "ShrinkRefused",
     "SyncError",
 ]
 
@@ -73,3 +75,10 @@ class PullFirst(SyncError, Terminal):
     """The remote holds a generation this machine has not pulled; pushing would overwrite it."""
 
     exit_code = 9
+
+
+class ShrinkRefused(SyncError, Terminal):
+    """The push would shrink the backup's record count by more than ``max_shrink`` (an empty or failed
+    export replacing a good backup); ``--allow-shrink`` or a higher ``--max-shrink`` lets it through."""
+
+    exit_code = 10

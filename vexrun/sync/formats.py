@@ -6,6 +6,9 @@
 * **Manifest** ``vexrun/manifest.vxm``: ``generation (8 B, big-endian) ‖ Cobblestone-256`` under ``K_man``
   with context ``"vexrun/v1/manifest" 0x00 ‖ repo_id ‖ generation (8 B)``; the plaintext is JSON and
   its inner ``generation`` must equal the prefix.
+* **Settings** that steer the client (``bucket_target``, ``max_object``, ``kdf_default``) are in the
+  manifest's ``settings`` (authenticated); ``config.json`` repeats them in plaintext for older clients only.
+  A manifest without them (written before vexrun 0.4) falls back to ``config.json`` within bounds.
 * **Status** ``vexrun/status.json``: ``{"generation", "created_at", "records", "mac"}`` where ``mac`` is
   HMAC-SHA-256 under ``K_status`` of the canonical JSON of the other fields plus ``repo_id``; readable
   without the passphrase, verifiable with it.
@@ -23,9 +26,20 @@ from ..crypto.errors import DecryptionFailed
 from .errors import BackupDamaged
 from .masterkey import SubKeys
 
+
+def b3_hex(data: bytes) -> str:
+    """The BLAKE3 hex digest of ``data`` (how a machine remembers the manifest it last saw)."""
+    import blake3
+
+    return str(blake3.blake3(data).hexdigest())
+
+
 __all__ = [
+    "b3_hex",
     "MANIFEST_VERSION",
+    "SETTINGS",
     "check_manifest",
+    "check_object_header",
     "decrypt_manifest",
     "decrypt_object",
     "encrypt_manifest",
@@ -34,10 +48,15 @@ __all__ = [
     "manifest_generation",
     "object_path",
     "parse_status",
+    "safe_file_name",
 ]
 
 MANIFEST_VERSION = 1
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+#: the settings the manifest authenticates, and the values each may take
+SETTINGS = ("bucket_target", "max_object", "kdf_default")
+_KDFS = ("argon2id", "scrypt")
+_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 def object_path(object_id: str) -> str:
@@ -70,6 +89,19 @@ def encrypt_object(
         out.extend(bytes(size - len(out)))
     n = cobblestone.encrypt_into(keys.k_obj, ctx, plaintext, out, salt=salt)
     return memoryview(out)[:n]
+
+
+def check_object_header(keys: SubKeys, repo_id: bytes, object_id: bytes, header: bytes) -> bool:
+    """Whether ``header`` (the first ``cobblestone.HEADER`` bytes of an object file) carries the key
+    commitment of ``object_id`` under this repository's object key: one HKDF, no chunk decrypted. It proves
+    a key holder wrote an object for this id here (not that its chunks are intact: that takes a decrypt)."""
+    import hmac
+
+    if len(header) < cobblestone.HEADER:
+        return False
+    salt = bytes(header[: cobblestone.SALT])
+    _, _, commitment = cobblestone.derive(keys.k_obj, salt, _object_context(repo_id, object_id))
+    return hmac.compare_digest(commitment, bytes(header[cobblestone.SALT : cobblestone.HEADER]))
 
 
 def decrypt_object(
@@ -143,18 +175,54 @@ def check_manifest(m: Any, repo_id: bytes, generation: int, epoch: int) -> None:
     for o in objects:
         if not isinstance(o, dict) or not isinstance(o.get("id"), str) or not _HEX64.match(o["id"]):
             raise bad("bad object entry")
-        if o.get("kind") not in ("bucket", "order") or not all(_int(o.get(k)) for k in ("part", "size_pt", "size_ct")):
+        if o.get("kind") not in ("bucket", "order") or not all(
+            _int(o.get(k)) for k in ("bucket", "part", "records", "size_pt", "size_ct")
+        ):
             raise bad("bad object entry")
         if o.get("compression") not in ("none", "zlib"):
             raise bad("unknown compression")
     for key in ("sidecar", "signature"):
         if m.get(key) is not None and not isinstance(m[key], str):
             raise bad(f"bad {key}")
+    info = m.get("file")
+    if info is not None and (
+        not isinstance(info, dict)
+        or not isinstance(info.get("name"), str)
+        or not _int(info.get("size"))
+        or not isinstance(info.get("blake3"), str)
+    ):
+        raise bad("bad file entry")
+    settings = m.get("settings")
+    if settings is not None:
+        if not isinstance(settings, dict) or set(settings) != set(SETTINGS):
+            raise bad("bad settings")
+        target, largest = settings["bucket_target"], settings["max_object"]
+        if not (_int(target) and _int(largest) and 1024 <= target <= largest and largest >= 4096):
+            raise bad("bad settings: bucket_target / max_object")
+        if settings["kdf_default"] not in _KDFS:
+            raise bad("bad settings: kdf_default")
     ancestors = m.get("ancestors", [])
     if not isinstance(ancestors, list) or not all(
         isinstance(a, list) and len(a) == 2 and _int(a[0]) and isinstance(a[1], str) for a in ancestors
     ):
         raise bad("bad ancestors")
+
+
+def safe_file_name(name: object) -> str:
+    """The manifest's ``file.name`` if it is a plain file name; a name that could write elsewhere (a path
+    separator, ``..``, NUL, an absolute or drive path) is refused: the manifest is written by any key holder."""
+    if (
+        not isinstance(name, str)
+        or name in ("", ".", "..")
+        or any(ch in name for ch in ("/", "\\", "\x00"))
+        or _DRIVE.match(name)
+        or any(ord(ch) < 32 for ch in name)
+    ):
+        raise BackupDamaged(
+            f"the backup names its file {name!r}, which is not a plain file name; refusing to write it",
+            hint="give --out FILE to choose where to restore it",
+        )
+    return name
 
 
 def status_body(repo_id: bytes, generation: int, created_at: str, records: int) -> bytes:

@@ -148,7 +148,7 @@ class Git:
                 stderr=subprocess.PIPE,
             )
         except OSError as exc:
-            raise GitError(f"cannot run git ({exc.strerror or exc})", hint="install git >= 2.31") from None
+            raise self._spawn_error(exc) from None
         for hook in on_spawn:
             hook(proc)
         try:
@@ -166,10 +166,29 @@ class Git:
             raise self.error(result, what or args[0])
         return result
 
-    def run_bytes(self, args: Sequence[str], *, timeout: float = LOCAL_TIMEOUT, what: str | None = None) -> bytes:
-        """Run git and return its raw stdout (``git show`` of binary files)."""
+    def _spawn_error(self, exc: OSError) -> GitError:
+        if self.cwd is not None and not Path(self.cwd).is_dir():
+            return GitError(f"{self.cwd}: the sync clone is missing", hint="vexrun sync init --restore URL again")
+        return GitError(f"cannot run git ({exc.strerror or exc})", hint="install git >= 2.31")
+
+    def run_bytes(
+        self,
+        args: Sequence[str],
+        *,
+        timeout: float = LOCAL_TIMEOUT,
+        what: str | None = None,
+        input_bytes: bytes | None = None,
+    ) -> bytes:
+        """Run git and return its raw stdout (``git show`` of binary files, ``cat-file --batch``)."""
         cmd = ["git", *args]
-        proc = subprocess.run(cmd, cwd=self.cwd, env=self.env(), capture_output=True, timeout=timeout, check=False)
+        try:
+            proc = subprocess.run(
+                cmd, cwd=self.cwd, env=self.env(), capture_output=True, timeout=timeout, check=False, input=input_bytes
+            )
+        except OSError as exc:
+            raise self._spawn_error(exc) from None
+        except subprocess.TimeoutExpired:
+            raise GitError(f"git {what or args[0]} timed out after {timeout:.0f} s") from None
         if proc.returncode != 0:
             raise self.error(
                 GitResult(proc.returncode, "", scrub(proc.stderr.decode("utf-8", "replace"))), what or args[0]

@@ -2,7 +2,7 @@
 
 ``<state_dir>`` (default ``$XDG_STATE_HOME/vexrun/sync``, or ``--state-dir`` / ``VEXRUN_SYNC_DIR``)::
 
-    config.json        {"v": 1, "url", "branch", "username", "repo_id", "device_id"}   (no secrets)
+    config.json        {"v": 1, "url", "branch", "username", "repo_id", "device_id", "label"}   (no secrets)
     repo/              the git clone
     <repo_id>.json     freshness: {"generation", "manifest_blake3", "seen_at"}, written after each
                        successful push or pull
@@ -28,12 +28,26 @@ from ..crypto.paths import state_dir
 from ..crypto.securefile import ensure_private_dir, write_private_atomic
 from .errors import ForkDetected, NotInitialised, RollbackRefused
 
-__all__ = ["Freshness", "LocalConfig", "check_freshness", "default_state_dir", "load_config", "save_config"]
+__all__ = [
+    "Freshness",
+    "LocalConfig",
+    "check_freshness",
+    "default_state_dir",
+    "load_config",
+    "save_config",
+    "state_root",
+]
+
+
+def state_root(root: str | os.PathLike[str]) -> Path:
+    """The state directory as an absolute path: git runs in the clone below it, so a relative one would be
+    taken relative to the wrong directory."""
+    return Path(os.path.abspath(os.path.expanduser(root)))
 
 
 def default_state_dir() -> Path:
     env = os.environ.get("VEXRUN_SYNC_DIR")
-    return Path(env) if env else state_dir() / "sync"
+    return state_root(env) if env else state_dir() / "sync"
 
 
 @dataclass
@@ -43,6 +57,8 @@ class LocalConfig:
     username: str
     repo_id: str
     device_id: str
+    #: this device's name in ``sync log`` (``sync init --label``); empty: the device id is shown
+    label: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"v": 1, **self.__dict__}
@@ -60,7 +76,14 @@ def load_config(root: Path) -> LocalConfig:
     except (OSError, ValueError) as exc:
         raise NotInitialised(f"{path}: unreadable ({exc})") from None
     try:
-        return LocalConfig(data["url"], data["branch"], data["username"], data["repo_id"], data["device_id"])
+        return LocalConfig(
+            data["url"],
+            data["branch"],
+            data["username"],
+            data["repo_id"],
+            data["device_id"],
+            str(data.get("label", "")),
+        )
     except (KeyError, TypeError):
         raise NotInitialised(f"{path}: incomplete; run vexrun sync init --restore URL again") from None
 

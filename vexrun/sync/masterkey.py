@@ -18,33 +18,53 @@ field but wrap)``: a wrong passphrase, an edited parameter, label or date, or a 
 repository all fail the tag.
 A ``passphrase`` key uses Argon2id (scrypt when Argon2id is unavailable); a ``recovery`` key is a random
 256-bit code printed once at init, whose wrapping key is ``HKDF(code, "vexrun/v1/recovery")``.
+
+The key files come from the forge, so :func:`load_keyfiles` trusts none of them: a file that is not a
+regular file, is over 64 KiB, does not parse, is named after another key id, or asks for more KDF memory or
+work than :mod:`vexrun.crypto.kdf` allows is skipped with a warning naming it, and the others are still
+used; at most :data:`MAX_KEY_FILES` are read. :func:`unlock_master` tries the recovery code on the recovery
+keys, then the passphrase on the passphrase keys, cheapest KDF first.
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
+import logging
 import os
+import stat
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..crypto.encoding import b64d, b64e, canonical_json, loads_strict
 from ..crypto.errors import KeyFileError, WrongPassphrase
-from ..crypto.kdf import check_params, default_params, derive_key, hkdf
+from ..crypto.kdf import check_params, default_params, derive_key, estimated_seconds, hkdf
+from ..crypto.securefile import read_at_most
 from ..redact import register_secret
 
 __all__ = [
+    "MAX_KEY_FILES",
+    "MAX_KEY_FILE_BYTES",
     "SubKeys",
     "format_recovery_code",
+    "load_keyfiles",
     "make_keyfile",
     "new_recovery_code",
     "parse_keyfile",
     "parse_recovery_code",
+    "unlock_master",
     "unwrap_keyfile",
 ]
 
 _KINDS = ("passphrase", "recovery")
 _RECOVERY_KDF = {"alg": "hkdf-sha512"}
+#: At most this many key files are read (in name order) and tried; a backup needs a handful.
+MAX_KEY_FILES = 32
+#: A key file is under 1 KiB; a larger one is not read.
+MAX_KEY_FILE_BYTES = 64 * 1024
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+log = logging.getLogger("vexrun.sync")
 
 
 @dataclass(frozen=True)
@@ -205,3 +225,107 @@ def unwrap_keyfile(body: dict[str, Any], repo_id: bytes, secret: str | bytes) ->
         return AESGCM(key).decrypt(nonce, ct, _aad(repo_id, body))
     except InvalidTag:
         raise WrongPassphrase(f"key {body['key_id']} ({body['kind']}) does not open with this secret") from None
+
+
+# -- reading and trying every key file of a backup --------------------------------------------------
+
+
+def _read_bounded(path: Path) -> bytes:
+    """A key file's bytes: a regular file (never through a symlink a forge committed), at most 64 KiB."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        what = "a symlink" if path.is_symlink() else (exc.strerror or str(exc))
+        raise KeyFileError(f"cannot read it ({what})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise KeyFileError("not a regular file")
+        data = read_at_most(fd, MAX_KEY_FILE_BYTES)
+        if len(data) > MAX_KEY_FILE_BYTES:
+            raise KeyFileError(f"larger than {MAX_KEY_FILE_BYTES} bytes")
+        return data
+    finally:
+        os.close(fd)
+
+
+def load_keyfiles(directory: Path, *, label: str = "vexrun/keys") -> tuple[list[dict[str, Any]], list[str]]:
+    """(usable key files, warnings) of ``directory``. ``label`` names the directory in the warnings, which
+    are also logged on ``vexrun.sync``. Never raises for a bad file: one bad key file must not lock out
+    the others."""
+    if directory.is_symlink():
+        raise KeyFileError(f"{label} is a symlink; refusing to read key files through it")
+    try:
+        names = sorted(p.name for p in directory.iterdir() if p.name.endswith(".json"))
+    except FileNotFoundError:
+        return [], []
+    except OSError as exc:
+        raise KeyFileError(f"{label}: cannot list the key files ({exc.strerror or exc})") from None
+    warnings: list[str] = []
+    if len(names) > MAX_KEY_FILES:
+        ignored = names[MAX_KEY_FILES:]
+        shown = ", ".join(ignored[:3]) + (", …" if len(ignored) > 3 else "")
+        warnings.append(
+            f"{label} holds {len(names)} key files; only the first {MAX_KEY_FILES} (by name) are read, "
+            f"{shown} are ignored"
+        )
+        names = names[:MAX_KEY_FILES]
+    bodies: list[dict[str, Any]] = []
+    for name in names:
+        source = f"{label}/{name}"
+        try:
+            body = parse_keyfile(_read_bounded(directory / name), source=source)
+            if name != f"{body['key_id']}.json":
+                raise KeyFileError(f"{source}: the file name does not match its key id {body['key_id']}")
+        except KeyFileError as exc:
+            text = exc.message if exc.message.startswith(source) else f"{source}: {exc.message}"
+            warnings.append(f"skipped key file {text}")
+            continue
+        bodies.append(body)
+    for w in warnings:
+        log.warning(w)
+    return bodies, warnings
+
+
+def _cost(body: dict[str, Any]) -> float:
+    return 0.0 if body["kind"] == "recovery" else estimated_seconds(body["kdf"])
+
+
+def unlock_master(
+    bodies: list[dict[str, Any]],
+    repo_id: bytes,
+    *,
+    passphrase: str | None = None,
+    recovery: str | bytes | None = None,
+    skipped: int = 0,
+) -> bytes:
+    """MS from the first key file that opens: the recovery code on the recovery keys, then the passphrase
+    on the passphrase keys (cheapest KDF first). A key file whose KDF cannot run here (out of memory) is
+    skipped with a warning. :class:`WrongPassphrase` when none opens; ``skipped`` (key files already left
+    out as unusable) is mentioned then, since the right one may be among them."""
+    code: bytes | None = None
+    bad_code: WrongPassphrase | None = None
+    if recovery:
+        try:
+            code = recovery if isinstance(recovery, bytes) else parse_recovery_code(recovery)
+        except WrongPassphrase as exc:  # mistyped: still try the passphrase, if one was given
+            bad_code = exc
+    if bad_code is not None and not passphrase:
+        raise bad_code
+    tried = 0
+    for kind, secret in (("recovery", code), ("passphrase", passphrase)):
+        if not secret:
+            continue
+        for body in sorted((b for b in bodies if b["kind"] == kind), key=_cost):
+            tried += 1
+            try:
+                return unwrap_keyfile(body, repo_id, secret)
+            except WrongPassphrase:
+                continue
+            except MemoryError:
+                skipped += 1
+                log.warning("skipped key file %s.json: its KDF needs more memory than is available", body["key_id"])
+    what = "recovery code" if recovery and not passphrase else "passphrase or recovery code"
+    note = f" ({skipped} unusable key file(s) skipped; see the warnings)" if skipped else ""
+    if not tried:
+        raise WrongPassphrase(f"the backup has no usable key file for a {what}{note}")
+    raise WrongPassphrase(f"wrong {what}: none of the backup's key files opens with it{note}")

@@ -8,6 +8,8 @@ OAuth tokens and any name with a PAT; Gitea, Forgejo and Codeberg the account na
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -35,10 +37,24 @@ class Remote:
         return self.url
 
 
+def _local_path(url: str) -> bool:
+    """Whether git reads ``url`` as a path on this machine rather than an scp-like ``host:path`` (git's own
+    rule: a colon before the first slash means ssh), so a relative one can be made absolute."""
+    if "://" in url:
+        return False
+    if os.name == "nt" and re.match(r"^[A-Za-z]:[\\/]", url):
+        return True
+    colon, slash = url.find(":"), url.find("/")
+    return colon < 0 or 0 <= slash < colon
+
+
 def _clean_url(url: str) -> tuple[str, str | None]:
-    """(URL without userinfo, the username that was in it). A password in the URL is refused."""
+    """(URL without userinfo, the username that was in it). A password in the URL is refused. A local path
+    is made absolute: git runs in the clone, where a relative path would point elsewhere."""
+    if _local_path(url):
+        return os.path.abspath(os.path.expanduser(url)), None
     if "://" not in url:
-        return url, None  # a local path or scp-like ssh address
+        return url, None  # an scp-like ssh address
     parts = urlsplit(url)
     if parts.password is not None:
         raise UsageError(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-__all__ = ["SyncSettings"]
+__all__ = ["SyncSettings", "parse_share"]
 
 
 class SyncSettings(BaseModel):
@@ -55,3 +56,25 @@ class SyncSettings(BaseModel):
     compression: Literal["none", "zlib"] = Field(
         default="none", description="Compress objects before encryption (zlib is ~2x smaller, ~20x slower)."
     )
+    max_shrink: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Refuse a push that drops more than this share of the backup's records (0.1 or '10%'; 1 "
+        "allows anything): a failed or partial run must not replace a good backup.",
+    )
+
+    @field_validator("max_shrink", mode="before")
+    @classmethod
+    def _percent(cls, value: Any) -> Any:
+        """Accept ``"10%"`` as well as ``0.1``."""
+        return parse_share(value) if isinstance(value, str) else value
+
+
+def parse_share(text: str) -> float:
+    """``"10%"`` or ``"0.1"`` as a share in [0, 1] (``ValueError`` otherwise): ``max_shrink``, ``--max-shrink``."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(%?)\s*", text)
+    share = float(m.group(1)) / (100 if m.group(2) else 1) if m else -1.0
+    if not 0 <= share <= 1:
+        raise ValueError(f"{text!r} is not a share between 0 and 1 (e.g. 10% or 0.1)")
+    return share

@@ -3,7 +3,8 @@
 Repository layout (one branch)::
 
     vexrun/config.json         plaintext: {"format": "vexrun-backup", "v": 1, "repo_id", "epoch", "object":
-                               "cobblestone-256", "kdf_default", "bucket_target", "max_object"}
+                               "cobblestone-256", "kdf_default", "bucket_target", "max_object"}; the last
+                               three are authenticated by the manifest's "settings" (see RepoConfig.adopt)
     vexrun/keys/<key_id>.json  key files wrapping the master secret
     vexrun/objects/<ab>/<id>   encrypted objects (<= max_object bytes of ciphertext)
     vexrun/manifest.vxm        the encrypted manifest of the current generation
@@ -19,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from ..crypto.encoding import canonical_json, loads_strict
-from ..crypto.errors import KeyFileError, WrongPassphrase
-from ..errors import UsageError
+from ..errors import UsageError, VexrunError
 from .errors import BackupDamaged, GitError, PullFirst, RemoteRefused
-from .git import NETWORK_TIMEOUT, REPO_CONFIG, Git
+from .git import NETWORK_TIMEOUT, REPO_CONFIG, Git, GitResult
 from .local import LocalConfig
-from .masterkey import SubKeys, parse_keyfile, unwrap_keyfile
+from .masterkey import SubKeys, load_keyfiles, unlock_master
 
 __all__ = ["CONFIG", "MANIFEST", "STATUS", "RepoConfig", "Secrets", "Workspace"]
 
@@ -36,6 +36,9 @@ OBJECTS = "vexrun/objects"
 ATTRIBUTES = "vexrun/objects/** -delta -diff binary\nvexrun/manifest.vxm -delta -diff binary\n"
 DEFAULT_BUCKET = 8 * 1024 * 1024
 DEFAULT_MAX_OBJECT = 32 * 1024 * 1024
+#: Bounds on the plaintext config.json's settings of a backup whose manifest does not authenticate them
+#: (written before vexrun 0.4): a forge cannot shrink buckets to single records to learn which one changed.
+LEGACY_BOUNDS = {"bucket_target": (256 * 1024, 256 << 20), "max_object": (1 << 20, 2 << 30)}
 
 
 @dataclass
@@ -69,6 +72,33 @@ class RepoConfig:
             "max_object": self.max_object,
         }
         return canonical_json(body) + b"\n"
+
+    def settings(self) -> dict[str, Any]:
+        """The settings the manifest authenticates (``formats.SETTINGS``)."""
+        return {"bucket_target": self.bucket_target, "kdf_default": self.kdf_default, "max_object": self.max_object}
+
+    def adopt(self, settings: dict[str, Any] | None) -> list[str]:
+        """Replace the plaintext settings read from config.json by the ones the decrypted manifest
+        authenticates; return what differed (a forge, or a hand, edited config.json). A manifest without
+        settings (an older backup) keeps config.json's values, clamped to :data:`LEGACY_BOUNDS`."""
+        notes = []
+        if settings is not None:
+            for key, value in settings.items():
+                if getattr(self, key) != value:
+                    notes.append(f"{CONFIG} says {key}={getattr(self, key)!r} but the backup's authenticated "
+                                 f"settings say {value!r}; using {value!r}")  # fmt: skip
+                    setattr(self, key, value)
+            return notes
+        for key, (low, high) in LEGACY_BOUNDS.items():
+            value = getattr(self, key)
+            bounded = min(max(value, low), high)
+            if bounded != value:
+                notes.append(f"{CONFIG} sets {key}={value}, outside {low}..{high} for a backup whose manifest "
+                             f"does not authenticate it; using {bounded}")  # fmt: skip
+                setattr(self, key, bounded)
+        if self.bucket_target > self.max_object:
+            self.bucket_target = self.max_object
+        return notes
 
     @classmethod
     def parse(cls, data: bytes) -> RepoConfig:
@@ -106,12 +136,15 @@ class Workspace:
         for key, value in REPO_CONFIG.items():
             self.git.run(["config", key, value])
 
-    def fetch(self, *, depth: int | None = 1) -> str | None:
-        """Fetch the branch; return the remote tip, or None when the branch does not exist yet."""
+    def fetch(self, *, depth: int | None = 1, unshallow: bool = False) -> str | None:
+        """Fetch the branch; return the remote tip, or None when the branch does not exist yet.
+        ``depth=None, unshallow=True`` fetches the whole history (older generations)."""
         branch = self.config.branch
         args = ["fetch", "--no-tags", "--quiet"]
         if depth:
             args.append(f"--depth={depth}")
+        elif unshallow and self.shallow:
+            args.append("--unshallow")
         args += ["origin", f"+refs/heads/{branch}:refs/remotes/origin/{branch}"]
         res = self.git.run(args, timeout=NETWORK_TIMEOUT, check=False, what="fetch")
         if res.code != 0:
@@ -119,6 +152,23 @@ class Workspace:
                 return None
             raise self.git.error(res, "fetch")
         return self.git.run(["rev-parse", f"refs/remotes/origin/{branch}"]).out.strip()
+
+    @property
+    def shallow(self) -> bool:
+        """Whether the clone holds only part of the branch's history."""
+        return (self.clone / ".git" / "shallow").exists()
+
+    def remote_tip(self) -> str | None:
+        """The branch's commit on the remote now ("" if the branch does not exist; None if unknown)."""
+        res = self.git.run(
+            ["ls-remote", "origin", f"refs/heads/{self.config.branch}"],
+            timeout=NETWORK_TIMEOUT,
+            check=False,
+            what="ls-remote",
+        )
+        if res.code != 0:
+            return None
+        return res.out.split()[0] if res.out.split() else ""
 
     def reset_to_remote(self) -> None:
         """Make the working tree exactly the remote tip (a failed earlier push leaves nothing behind)."""
@@ -137,6 +187,7 @@ class Workspace:
         self.path(".gitattributes").write_text(ATTRIBUTES, encoding="ascii")
         self.git.run(["add", "--all", "--", "vexrun", ".gitattributes"])
         self.git.run(["commit", "--quiet", "--no-verify", "-m", message])
+        base = self.git.run(["rev-parse", "--verify", "--quiet", "HEAD^"], check=False).out.strip()
         res = self.git.run(
             ["push", "--porcelain", "origin", f"HEAD:refs/heads/{self.config.branch}"],
             timeout=NETWORK_TIMEOUT,
@@ -144,22 +195,37 @@ class Workspace:
             what="push",
         )
         if res.code != 0:
-            text = res.err + res.out
-            low = text.lower()
-            if "[rejected]" in low or "non-fast-forward" in low or "fetch first" in low:
-                raise PullFirst(
-                    "the remote changed while pushing (another device pushed first)",
-                    hint="run vexrun sync pull, then push again",
-                )
-            if "[remote rejected]" in low or "hook declined" in low or "remote: " in low:
-                said = [ln[7:].strip() for ln in text.splitlines() if ln.startswith("remote:") and ln[7:].strip()]
-                detail = "; ".join(said[-4:]) or text.strip().splitlines()[-1]
-                raise RemoteRefused(
-                    f"the remote refused the push: {detail}",
-                    hint="a forge file-size limit? lower max_object (vexrun sync init --max-object-size)",
-                )
-            raise self.git.error(res, "push")
+            raise self.push_error(res, base)
         return self.git.run(["rev-parse", "HEAD"]).out.strip()
+
+    def push_error(self, res: GitResult, base: str) -> VexrunError:
+        """What a failed push means. The remote's tip is asked first: if it is no longer the commit this
+        push was built on, another device won the race, whatever words git or the forge used (a ref that
+        moved between git's advertisement and its update is reported as ``[remote rejected] … cannot lock
+        ref``, which reads like a hook's refusal)."""
+        text = res.err + res.out
+        low = text.lower()
+        now = self.remote_tip()
+        if now is not None and now != base:
+            return PullFirst(
+                "the remote changed while pushing: another device pushed first "
+                f"(the branch moved from {base[:12] or 'nothing'} to {now[:12] or 'nothing'}); nothing was replaced",
+                hint="run vexrun sync pull, then push again",
+            )
+        if "[rejected]" in low or "non-fast-forward" in low or "fetch first" in low or "stale info" in low:
+            return PullFirst(
+                "the remote changed while pushing (another device pushed first)",
+                hint="run vexrun sync pull, then push again",
+            )
+        if "[remote rejected]" in low or "hook declined" in low or "remote: " in low:
+            said = [ln[7:].strip() for ln in text.splitlines() if ln.startswith("remote:") and ln[7:].strip()]
+            detail = "; ".join(said[-4:]) or text.strip().splitlines()[-1]
+            return RemoteRefused(
+                f"the remote refused the push: {detail}",
+                hint="a forge file-size limit? lower max_object (vexrun sync init --max-object-size); "
+                "else the branch's protection rules or the server's hooks",
+            )
+        return self.git.error(res, "push")
 
     # -- files --------------------------------------------------------------------------------------
     def path(self, rel: str) -> Path:
@@ -194,17 +260,15 @@ class Workspace:
         return cfg
 
     def keyfiles(self, repo_id: bytes) -> list[dict[str, Any]]:
-        directory = self.path(KEYS)
-        files = sorted(directory.glob("*.json")) if directory.is_dir() else []
-        out = []
-        for f in files:
-            body = parse_keyfile(f.read_bytes(), source=f"{KEYS}/{f.name}")
-            if f.name != f"{body['key_id']}.json":
-                raise KeyFileError(f"{KEYS}/{f.name}: file name does not match its key id")
-            out.append(body)
+        """The usable key files; a malformed, oversized or hostile one is skipped with a warning (masterkey)."""
+        return self._keyfiles()[0]
+
+    def _keyfiles(self) -> tuple[list[dict[str, Any]], list[str]]:
+        out, skipped = load_keyfiles(self.path(KEYS), label=KEYS)
         if not out:
-            raise BackupDamaged(f"the backup has no key files in {KEYS}")
-        return out
+            detail = f" ({len(skipped)} skipped; {skipped[0]})" if skipped else ""
+            raise BackupDamaged(f"the backup has no usable key files in {KEYS}{detail}")
+        return out, skipped
 
     def unlock(self, repo: RepoConfig, secrets: Secrets) -> tuple[bytes, SubKeys]:
         """The master secret and sub-keys, or :class:`WrongPassphrase` before any object is read."""
@@ -213,24 +277,11 @@ class Workspace:
                 "unlocking the backup needs the passphrase or the recovery code",
                 hint="set VEXRUN_PASSPHRASE (or --passphrase-file), or VEXRUN_RECOVERY_CODE",
             )
-        files = self.keyfiles(repo.repo_id)
-        tried = 0
-        for kind, secret in (("recovery", secrets.recovery), ("passphrase", secrets.passphrase)):
-            if not secret:
-                continue
-            for body in files:
-                if body["kind"] != kind:
-                    continue
-                tried += 1
-                try:
-                    ms = unwrap_keyfile(body, repo.repo_id, secret)
-                except WrongPassphrase:
-                    continue
-                return ms, SubKeys.derive(ms, repo.epoch)
-        what = "recovery code" if secrets.recovery and not secrets.passphrase else "passphrase or recovery code"
-        if not tried:
-            raise WrongPassphrase(f"the backup has no key file for a {what}")
-        raise WrongPassphrase(f"wrong {what}: none of the backup's key files opens with it")
+        files, skipped = self._keyfiles()
+        ms = unlock_master(
+            files, repo.repo_id, passphrase=secrets.passphrase, recovery=secrets.recovery, skipped=len(skipped)
+        )
+        return ms, SubKeys.derive(ms, repo.epoch)
 
 
 def git_available() -> None:
