@@ -102,6 +102,7 @@ def test_gitlab_format_is_a_code_quality_report(tmp_path: Path) -> None:
 
 def test_a_good_recipe_and_a_bad_data_file_at_once(tmp_path: Path) -> None:
     (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "in.vmig.jsonl").write_text('{"id": "a", "text": "t", "vex_version": "1.0.0"}\n')  # no missing-source
     _bad_vmig(tmp_path / "bad.vmig.jsonl")
     text = run_cli("validate", "good.yaml", "bad.vmig.jsonl", cwd=tmp_path, env=QUIET)
     assert text.code == 1, text.output

@@ -125,7 +125,7 @@ def test_record_fields_and_metadata() -> None:
     assert first.namespace == "dana" and first.source_store == "claude-export" and first.modality == "text"
     assert first.created_at == "2024-05-01T10:00:01.123456Z"
     meta = first.metadata or {}
-    assert {k: meta[k] for k in meta if k != "attachments"} == {
+    assert {k: meta[k] for k in meta if k not in ("attachments", "unowned_attachments")} == {
         "conversation_id": "conv-blocks",
         "conversation_title": "Lisbon trip",
         "conversation_created_at": "2024-05-01T09:59:00.000000Z",
@@ -141,8 +141,10 @@ def test_record_fields_and_metadata() -> None:
     }
     assert [json.loads(a)["file_name"] for a in meta["attachments"]] == ["", "budget.csv", "itinerary.pdf"]  # type: ignore[union-attr]
     assert (second.metadata or {})["turn_index"] == 2 and (second.metadata or {})["roles"] == [U, U, A]
-    # the whitespace-only message m8 (dropped) carried photo.jpg: it travels with the next record
-    orphan = [json.loads(a) for a in (third.metadata or {})["attachments"]]  # type: ignore[union-attr]
+    # the whitespace-only message m8 (dropped) carried photo.jpg: no turn owns it (T3), so it is reported on the
+    # conversation's first record, never on another message's record
+    assert "attachments" not in (third.metadata or {})
+    orphan = [json.loads(a) for a in meta["unowned_attachments"]]  # type: ignore[union-attr]
     assert [(a["file_name"], a["owner_turn_index"]) for a in orphan] == [("photo.jpg", None)]
     assert first.id == record_id("dana", "claude-export", "conv-blocks", "m0,m1", content_hash(first.text))
 

@@ -52,6 +52,7 @@ def test_turn_mode_report_counts_everything() -> None:
         "turns": 8,
         "records": 8,
         "attachments": 3,
+        "unowned_attachments": 1,
         "dropped": {
             "content_type_code": 1,
             "content_type_reasoning_recap": 1,

@@ -1,17 +1,77 @@
-"""An append-only file that can be cut back to a committed length: the building block of resumable
-file outputs (the ``.vmig.jsonl`` sink, the rejects file). The checkpoint stores the committed length
-with every batch; on resume the file is truncated to it, so a half-written batch leaves no trace."""
+"""The building blocks of file outputs.
+
+:class:`AppendFile` is an append-only file that can be cut back to a committed length (the ``.vmig.jsonl``
+sink, the rejects file): the checkpoint stores the committed length with every batch; on resume the file is
+truncated to it, so a half-written batch leaves no trace.
+
+:class:`OutputLock` keeps two runs off one output: the recipe's state lock only keeps a recipe from running
+twice, while two recipes may name the same output file. A file target takes it when it opens, before it
+touches the output, its sidecars or its partial files.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
 import blake3
 
-from .errors import UsageError
+from .errors import LockHeld, UsageError
 
-__all__ = ["AppendFile"]
+__all__ = ["AppendFile", "OutputLock"]
+
+
+class OutputLock:
+    """An exclusive ``flock`` on ``<output>.lock``, held from :meth:`acquire` to :meth:`release`.
+
+    The lock file holds the PID of its holder, which a refused run names. It is removed on release: a run
+    that opened it just before checks, once it holds the lock, that the name still leads to the file it
+    locked, and starts again if not, so removing it never lets two runs in. The OS drops the lock of a
+    process that dies (``kill -9``), so a stale file never blocks a later run.
+    """
+
+    def __init__(self, output: Path) -> None:
+        self.output = output
+        self.path = output.with_name(output.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> OutputLock:
+        """Take the lock, or raise :class:`LockHeld` naming the output and the PID that holds it."""
+        while self._fd is None:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                raise UsageError(f"{self.path}: cannot create the output's lock file ({exc.strerror or exc})") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+                os.close(fd)
+                raise LockHeld(
+                    f"{self.output}: another run is writing this output ({holder or 'PID unknown'})",
+                    hint="wait for it to finish or stop it, or write to another path",
+                ) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # released (and removed) by its holder between our open and our lock: again
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
+            self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            os.close(self._fd)  # closing the descriptor drops the lock
+            self._fd = None
 
 
 class AppendFile:

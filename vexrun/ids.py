@@ -1,12 +1,25 @@
-"""Deterministic record ids: the same input always gets the same id, so re-sending a batch is an upsert."""
+"""Deterministic record ids: the same input always gets the same id, so re-sending a batch is an upsert.
+
+Also the one rule for an id written twice in a run, whatever the target: **the last write wins**, as an
+upsert would have it. :class:`IdIndex` is how file targets (which append) apply it across batches: it remembers
+every id a run wrote, as a 64-bit hash with the line it went to, in 16 bytes a record.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import blake3
 
-__all__ = ["NAMESPACE", "content_hash", "record_id", "uuid_for"]
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["DUPLICATES_RULE", "NAMESPACE", "IdIndex", "content_hash", "id_hashes", "record_id", "uuid_for"]
+
+#: How every target treats an id written again in the same run, in the words the run report uses.
+DUPLICATES_RULE = "last write wins"
 
 #: The uuid5 namespace of every id vexrun derives.
 NAMESPACE = uuid.UUID("6f1d3c52-8a57-5b7e-9c1e-7665787275e0")
@@ -27,3 +40,88 @@ def record_id(namespace: str | None, source: str, *parts: str) -> str:
 def uuid_for(original_id: str) -> str:
     """A deterministic UUID for an id a store cannot hold as it is (Qdrant wants UUIDs or integers)."""
     return str(uuid.uuid5(NAMESPACE, "id\x1f" + original_id))
+
+
+def id_hashes(keys: Iterable[bytes]) -> np.ndarray:
+    """64-bit hashes (xxh3, as ``vexrun validate`` hashes ids) of encoded ids, stable across processes."""
+    import numpy as np
+    import xxhash
+
+    return np.fromiter(map(xxhash.xxh3_64_intdigest, keys), dtype=np.uint64)
+
+
+class IdIndex:
+    """The ids a run wrote, each a 64-bit hash mapped to a value (the line of a file it went to).
+
+    Sorted numpy arrays, ``uint64`` hashes and ``int64`` values: 16 bytes a record, no Python object per id.
+    They are kept in a few levels, each at least four times larger than the next (a log-structured merge):
+    a batch's new hashes become a small level, and levels merge when the rule breaks, so each hash is copied
+    about ``log4(n / batch)`` times in all and a batch costs one binary search per level. A merge briefly holds
+    the two levels it merges twice. Equal hashes are only candidates: a caller that drops data on a match
+    confirms the real ids first.
+    """
+
+    #: a level must hold at least this many times the entries of the next one
+    RATIO = 4
+
+    def __init__(self) -> None:
+        self._levels: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def __len__(self) -> int:
+        return sum(len(keys) for keys, _ in self._levels)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the index holds (between merges)."""
+        return sum(keys.nbytes + vals.nbytes for keys, vals in self._levels)
+
+    def upsert(self, keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Map each hash of ``keys`` to the value at the same place, in order (the last of a hash repeated
+        within ``keys`` wins). Returns ``(replaced, by)``: the values that were replaced, and for each the
+        value of a later write of the same hash."""
+        import numpy as np
+
+        keys = np.ascontiguousarray(keys, dtype=np.uint64)
+        values = np.ascontiguousarray(values, dtype=np.int64)
+        replaced: list[np.ndarray] = []
+        by: list[np.ndarray] = []
+        if len(keys) > 1:
+            # sorted, the searches of one batch walk the same paths of each level (far fewer cache misses)
+            order = np.argsort(keys, kind="stable")
+            keys, values = keys[order], values[order]
+            repeats = np.flatnonzero(keys[1:] == keys[:-1])
+            if len(repeats):
+                # each earlier occurrence is replaced by the next one of the same hash (stable: in write order)
+                replaced.append(values[repeats])
+                by.append(values[repeats + 1])
+                last = np.ones(len(keys), dtype=bool)
+                last[repeats] = False
+                keys, values = keys[last], values[last]
+        for have_keys, have_vals in self._levels:
+            if not len(keys):
+                break
+            pos = np.minimum(np.searchsorted(have_keys, keys), len(have_keys) - 1)
+            hit = have_keys[pos] == keys
+            if hit.any():
+                at = pos[hit]
+                replaced.append(have_vals[at].copy())
+                by.append(values[hit])
+                have_vals[at] = values[hit]
+                keys, values = keys[~hit], values[~hit]
+        if len(keys):
+            self._levels.append((keys.copy(), values.copy()))  # sorted already; copied: never a caller's view
+            self._compact()
+        if not replaced:
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty
+        return np.concatenate(replaced), np.concatenate(by)
+
+    def _compact(self) -> None:
+        import numpy as np
+
+        levels = self._levels
+        while len(levels) > 1 and len(levels[-2][0]) < self.RATIO * len(levels[-1][0]):
+            small_keys, small_vals = levels.pop()
+            big_keys, big_vals = levels.pop()
+            at = np.searchsorted(big_keys, small_keys)
+            levels.append((np.insert(big_keys, at, small_keys), np.insert(big_vals, at, small_vals)))

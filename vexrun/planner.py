@@ -36,6 +36,8 @@ _VOLATILE = {
     "threads",
     "device",
     "read_workers",
+    "max_member_bytes",
+    "max_value_bytes",
 }
 
 

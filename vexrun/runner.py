@@ -216,12 +216,41 @@ class Runner:
         if status == "completed":
             for _, sink in self.parts.sinks:
                 sink.finalize()
-            for stage in self.publish:
-                result = stage.finish()
-                if result is not None:
-                    counts.update(result.figures)
-                    self.events.emit(getattr(stage, "event", stage.name), **result.figures.get(stage.name, {}))
+            self._publish(counts)
         return self._finish(ck, progress, status, resumed_at, t0)
+
+    def _publish(self, counts: dict[str, Any]) -> None:
+        """Sign and push the output, unless the run rejected records and ``publish.on_rejects`` is 'skip': a
+        run whose every LLM call failed must not become the backup's newest generation."""
+        assert self.events is not None
+        counts.pop("publish", None)
+        if not self.publish:
+            return
+        rejected = int(counts.get("rejected", 0))
+        steps = " and ".join(stage.name for stage in self.publish)
+        reason = None
+        if self.options.retry_rejected:
+            # the file targets of a retry run hold the retried records only: never a backup generation
+            reason = (
+                f"not published ({steps} skipped): a --retry-rejected run writes only the retried records; "
+                f"run `{self.resume_command().replace(' --retry-rejected', '')}` to publish the whole output"
+            )
+        elif rejected and self.doc.model.publish.on_rejects == "skip":
+            reason = (
+                f"not published ({steps} skipped): {rejected:,} record(s) rejected and publish.on_rejects is "
+                "'skip'; fix the cause and run the recipe again (answers already paid for are cached), or set "
+                "publish: {on_rejects: publish}"
+            )
+        if reason is not None:
+            counts["publish"] = {"skipped": [stage.name for stage in self.publish], "reason": reason}
+            self.say(reason)
+            self.events.emit("publish_skipped", rejected=rejected, stages=counts["publish"]["skipped"])
+            return
+        for stage in self.publish:
+            result = stage.finish()
+            if result is not None:
+                counts.update(result.figures)
+                self.events.emit(getattr(stage, "event", stage.name), **result.figures.get(stage.name, {}))
 
     def _loop(self, ck: Checkpoint, progress: Progress, total_est: int | None) -> str:
         assert self.events is not None
@@ -276,7 +305,7 @@ class Runner:
             counts.update(result.figures)
             edges.extend(result.edges)
             if stage.name == "ids":
-                tally(counts, {"skipped": result.counts.get("skipped", 0)})
+                tally(counts, {"skipped": result.counts.get("duplicates", 0)})
         out = results[-1].batch if results else batch
         for sink_spec, sink in self.parts.sinks:
             rejected += self._store(sink_spec, sink, out, edges, counts, src_id, prepared)
@@ -319,10 +348,11 @@ class Runner:
             prepared.add(title)
         caps = spec.plugin.capabilities if spec.plugin is not None else None
         stored = to_store(batch, caps)
-        written, refused = 0, {}
+        written, refused, duplicates = 0, {}, 0
         for part in split_for(stored, caps) if len(stored) else ():
             result = sink.write(part)
             written += result.written
+            duplicates += result.duplicates
             refused.update(result.rejected)
         if edges:
             if caps is not None and caps.ids != "any":
@@ -331,7 +361,7 @@ class Runner:
                 ]
             sink.write_edges(edges)
         tally(counts.setdefault("store", {}).setdefault(title, {}), {"in": len(batch), "written": written})
-        tally(counts["store"][title], {"rejected": len(refused)})
+        tally(counts["store"][title], {"rejected": len(refused), **({"duplicates": duplicates} if duplicates else {})})
         if refused:
             pairs = zip(stored.records, batch.records, strict=True)
             by_id = {s.id: (rec, batch.vector(i)) for i, (s, rec) in enumerate(pairs)}

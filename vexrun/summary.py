@@ -62,6 +62,21 @@ class RunSummary:
     def rows(self) -> list[dict[str, Any]]:
         return stage_rows(self.stages, self.counts)
 
+    def duplicates(self) -> dict[str, Any]:
+        """Records that replaced an earlier record of the same id (the rule of every target: the last write
+        wins): those the ``ids`` stage dropped within a batch, plus the most any target counted across batches."""
+        from .ids import DUPLICATES_RULE
+
+        ids = self.counts.get("ids") or {}
+        within = int(ids.get("duplicates", ids.get("skipped", 0)))
+        targets = {title: int(st.get("duplicates", 0)) for title, st in (self.counts.get("store") or {}).items()}
+        return {
+            "rule": DUPLICATES_RULE,
+            "count": within + max(targets.values(), default=0),
+            "within_batches": within,
+            "across_batches": targets,
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "recipe": self.recipe,
@@ -76,6 +91,9 @@ class RunSummary:
             "counts": self.counts,
             "rejected": self.rejects,
             "rejects_file": self.rejects_file,
+            "duplicates": self.duplicates(),
+            #: why signing and sync did not happen (publish.on_rejects), when they did not
+            "publish_skipped": (self.counts.get("publish") or {}).get("reason"),
             "targets": self.targets,
             "exit_code": self.exit_code,
         }

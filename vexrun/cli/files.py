@@ -41,13 +41,17 @@ _line_option = click.option(
 
 
 def _progress_total(path: str) -> int | None:
+    import stat
     from pathlib import Path
 
     from ..vmig.io import is_gzip
 
     p = Path(path)
     try:
-        return None if is_gzip(p) else p.stat().st_size
+        st = p.stat()
+        if not stat.S_ISREG(st.st_mode):
+            return None  # never open a FIFO (it would block) or a device here: the command refuses it
+        return None if is_gzip(p) else st.st_size
     except OSError:
         return 0
 

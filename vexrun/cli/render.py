@@ -9,12 +9,21 @@ import orjson
 __all__ = ["plan_lines", "plan_markdown", "run_table", "status_lines"]
 
 
+def _duplicates(n: int) -> str:
+    """How the run report names records that replaced an earlier one of the same id (see :mod:`vexrun.ids`)."""
+    from ..ids import DUPLICATES_RULE
+
+    return f"{n:,} duplicate{'s' if n != 1 else ''} ({DUPLICATES_RULE})"
+
+
 def _note(row: dict[str, Any], counts: dict[str, Any]) -> str:
     name = row["stage"]
+    if name == "store":
+        return _duplicates(row["duplicates"]) if row.get("duplicates") else ""
     if name == "chunk" and row.get("split"):
         return f"+{row['split']:,} parts from long texts"
-    if name == "ids" and row.get("skipped"):
-        return f"{row['skipped']:,} records with an id repeated later in the batch"
+    if name == "ids" and (row.get("duplicates") or row.get("skipped")):
+        return _duplicates(row.get("duplicates") or row.get("skipped", 0)) + " within a batch"
     if name == "adapt":
         note = f"adapted {row.get('adapted', 0):,}"
         fit = counts.get("adapt_fit")
@@ -66,7 +75,16 @@ def run_table(summary: Any) -> list[str]:
     if summary.rejects:
         tail += f"; {summary.rejects:,} rejected records in {summary.rejects_file}"
     out.append(tail)
+    skipped = (summary.counts.get("publish") or {}).get("reason")
+    if skipped:
+        out.append(skipped)
     return out
+
+
+#: what the plan says under the chunk stage: its recipe section's name, and that it applies in every mode
+_SPLIT_NOTE = (
+    "recipe section 'split:' (old name 'chunk:'): splits any text over max_chars, in every source mode, 'turn' too"
+)
 
 
 def _wrap(items: list[str], indent: int, width: int = 100) -> list[str]:
@@ -143,6 +161,8 @@ def plan_lines(report: Any) -> list[str]:
         llm = stage.settings.get("llm")
         if isinstance(llm, dict):
             out.extend(_cascade_lines(llm))
+        if stage.name == "chunk":
+            out.append(f"       {_SPLIT_NOTE}")
         if stage.capabilities:
             out.append(f"       capabilities: {' · '.join(_capability_flags(stage.capabilities))}")
     if p.secrets:
@@ -152,6 +172,10 @@ def plan_lines(report: Any) -> list[str]:
     out.append(f"state    {p.state_dir}")
     out.append(f"resume   {report.resume['detail']}")
     out.append(f"run      batch_size {run.batch_size}, on_error {run.on_error}")
+    if any(s.role == "publish" for s in p.stages):
+        policy = p.doc.model.publish.on_rejects
+        what = "a run that rejects records signs and pushes nothing" if policy == "skip" else "publishes with rejects"
+        out.append(f"publish  on_rejects {policy}: {what}")
     for w in p.warnings:
         out.append(w.format(p.doc.display))
     return out
@@ -202,7 +226,8 @@ def plan_markdown(report: Any) -> list[str]:
         if isinstance(llm, dict):
             pairs.append(_cascade_summary(llm))
         settings = ", ".join(_code(pair) for pair in pairs) or "-"
-        out.append(f"| {i} | {_cell(stage.name)} | {_cell(stage.title)} | {settings} |")
+        what = f"{stage.title} (recipe `split:`)" if stage.name == "chunk" else stage.title
+        out.append(f"| {i} | {_cell(stage.name)} | {_cell(what)} | {settings} |")
     targets = [s for s in p.stages if s.role == "store"]
     if targets:
         out += ["", "**Targets**", "", "| target | capabilities |", "| --- | --- |"]

@@ -71,6 +71,9 @@ class Capabilities:
     declares_models: bool = False
     #: a sink that writes one file, which the ``sign`` and ``sync`` stages can act on
     file_output: bool = False
+    #: a source that reads the local file (or folder) its config's ``path`` names; ``validate`` warns when it is
+    #: missing
+    file_input: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,10 +89,12 @@ class Edge:
 
 @dataclass
 class WriteResult:
-    """What a sink did with a batch: how many records it wrote and which it refused (id → reason)."""
+    """What a sink did with a batch: how many records it wrote and which it refused (id → reason), and how many
+    of the written replaced a record the same run wrote before (same id: the last write wins)."""
 
     written: int
     rejected: dict[str, str] = field(default_factory=dict)
+    duplicates: int = 0
 
 
 @dataclass(frozen=True, slots=True)

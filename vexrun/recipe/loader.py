@@ -14,11 +14,14 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from .._version import __version__
 from ..errors import RecipeError, UsageError
 from ..redact import register_secret
-from .interpolate import Interpolated, Reference, interpolate, read_env_file
+from .interpolate import FileRefused, Interpolated, Reference, interpolate, read_env_file, read_regular_file
 from .model import recipe_model
 from .yamlpos import Loaded, Path_, load_yaml
 
-__all__ = ["RecipeDoc", "RecipeFinding", "dotted", "load_recipe"]
+__all__ = ["MAX_RECIPE_BYTES", "RecipeDoc", "RecipeFinding", "dotted", "load_recipe"]
+
+#: A recipe is configuration: a few KB. Larger files are refused before they are parsed.
+MAX_RECIPE_BYTES = 1024 * 1024
 
 
 def dotted(path: Path_) -> str:
@@ -292,15 +295,24 @@ def load_recipe(
     and ``base_dir`` is where its relative paths start (default: the recipe's directory)."""
     p = Path(path)
     display = os.fspath(path)
+    too_large = RecipeFinding(
+        1, 1, "recipe-too-large", (), f"the recipe is larger than {MAX_RECIPE_BYTES // 1024 // 1024} MiB; refused"
+    )
     try:
         if text is None:
-            text = p.read_text(encoding="utf-8")
+            text = read_regular_file(p, MAX_RECIPE_BYTES).decode("utf-8")
+        elif len(text) > MAX_RECIPE_BYTES:
+            raise _error(display, [too_large])
     except FileNotFoundError:
         raise UsageError(f"{display}: no such file") from None
     except IsADirectoryError:
         raise UsageError(f"{display}: is a directory, not a recipe") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{display}: not UTF-8 text") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{display}: not UTF-8 text (byte {exc.start})") from None
+    except FileRefused as exc:
+        if exc.kind is None:
+            raise _error(display, [too_large]) from None
+        raise UsageError(f"{display}: is {exc.kind}, not a recipe") from None
     except OSError as exc:
         raise UsageError(f"{display}: cannot read ({exc.strerror or exc})") from None
 
@@ -310,6 +322,8 @@ def load_recipe(
             environ.update(read_env_file(Path(env_file)))
         except OSError as exc:
             raise UsageError(f"{env_file}: cannot read the env file ({exc.strerror or exc})") from None
+        except FileRefused as exc:
+            raise UsageError(f"{env_file}: the env file {exc}") from None
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     environ.update(os.environ if env is None else env)
@@ -375,9 +389,42 @@ def load_recipe(
             problem = _check_requires(model.requires_vexrun)
             if problem:
                 findings.append(doc.finding(("requires_vexrun",), "requires-vexrun", problem))
+        doc.warnings.extend(_missing_sources(doc))
     if findings:
         raise _error(display, findings)
     return doc
+
+
+def _missing_sources(doc: RecipeDoc) -> list[RecipeFinding]:
+    """A warning for each source that reads a local file (capability ``file_input``) whose file does not exist
+    now. Not an error: CI may create it before the run, and the run fails with one line naming it if not."""
+    from ..registry import resolve
+
+    out: list[RecipeFinding] = []
+    for spath, cfg in zip(doc.source_paths(), doc.sources, strict=True):
+        try:
+            caps = resolve("source", cfg.type).capabilities
+        except UsageError:  # an unknown type is reported by validation, not here
+            continue
+        raw = getattr(cfg, "path", None)
+        if caps is None or not caps.file_input or not isinstance(raw, str) or not raw:
+            continue
+        p = Path(raw).expanduser()
+        p = p if p.is_absolute() else doc.directory / p
+        try:
+            exists = p.exists()
+        except OSError:
+            exists = False
+        if not exists:
+            out.append(
+                doc.finding(
+                    (*spath, "path"),
+                    "missing-source",
+                    f"{raw} does not exist (yet); the run fails unless it is created first",
+                    "warning",
+                )
+            )
+    return out
 
 
 def _error(display: str, findings: list[RecipeFinding]) -> RecipeError:

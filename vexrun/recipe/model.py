@@ -8,7 +8,7 @@ Schema) exactly like the built-ins'. Unknown keys are errors everywhere (``extra
 from functools import cache
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..crypto.settings import SigningSettings
 from ..providers.llm.settings import LLMSettings
@@ -18,7 +18,7 @@ from ..stages.chunk import ChunkSettings
 from ..stages.settings_extract import DedupSettings, ExtractSettings, FactGraphSettings, ScoreSettings
 from ..sync.settings import SyncSettings
 
-__all__ = ["RunSettings", "Strict", "plugin_union", "recipe_model"]
+__all__ = ["PublishSettings", "RunSettings", "Strict", "plugin_union", "recipe_model"]
 
 
 #: plugins whose config model could not be imported: "kind name" -> error
@@ -48,6 +48,23 @@ class RunSettings(Strict):
         default="local",
         description="What runs the plan's stages: 'local' (this process, batch after batch).",
     )
+
+
+class PublishSettings(Strict):
+    """Whether a finished run publishes its output (``signing:``, then ``sync:``)."""
+
+    on_rejects: Literal["skip", "publish"] = Field(
+        default="skip",
+        description="A run that rejected records (exit 3): 'skip' signs and pushes nothing, so a failed run "
+        "(every LLM call refused, say) never becomes the backup's newest generation; 'publish' publishes anyway.",
+    )
+
+
+class _BothSplitNames:
+    """``split:`` and ``chunk:`` (its old name) both given: reported at ``split:``."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 def plugin_union(kind: Kind) -> Any:
@@ -96,7 +113,15 @@ def recipe_model() -> type[BaseModel]:
         embed: EmbedderT | None = Field(  # type: ignore[valid-type]
             default=None, description="The embedding model for records without a (matching) vector."
         )
-        chunk: ChunkSettings = Field(default_factory=ChunkSettings)
+        split: ChunkSettings | None = Field(
+            default=None,
+            description="Split texts longer than max_chars (default 2000) into overlapping parts, in every source "
+            "chunk mode ('turn' included). Not a source's 'chunk:' mode, which says what makes one record.",
+        )
+        chunk: ChunkSettings = Field(
+            default_factory=ChunkSettings,
+            description="The old name of 'split:' (still read; give one of the two).",
+        )
         llm: LLMSettings | None = Field(
             default=None,
             description="extract / smart mode: the LLM providers to call, in order (default: auto — those whose "
@@ -127,5 +152,30 @@ def recipe_model() -> type[BaseModel]:
             default=None,
             description="Push the run's .vmig.jsonl output (after signing) to the encrypted git-backed backup.",
         )
+        publish: PublishSettings = Field(
+            default_factory=PublishSettings,
+            description="When signing and sync happen: not after a run that rejected records, unless told.",
+        )
+
+        @model_validator(mode="before")
+        @classmethod
+        def _one_split_name(cls, data: Any) -> Any:
+            if isinstance(data, dict) and data.get("split") is not None and data.get("chunk") is not None:
+                return {**data, "split": _BothSplitNames(data["split"])}
+            return data
+
+        @field_validator("split", mode="before")
+        @classmethod
+        def _not_both(cls, value: Any) -> Any:
+            if isinstance(value, _BothSplitNames):
+                raise ValueError("give either 'split:' or 'chunk:' (its old name), not both")
+            return value
+
+        @model_validator(mode="after")
+        def _split_is_chunk(self) -> Any:
+            # one place holds the settings whichever name the recipe used: the plan reads `chunk`
+            if self.split is not None:
+                object.__setattr__(self, "chunk", self.split)
+            return self
 
     return Recipe

@@ -4,22 +4,39 @@ PyYAML composes the document into nodes (which carry line and column marks); we 
 from those nodes ourselves, so that every value can be traced back to ``FILE:LINE:COL``. Only the standard
 YAML tags are accepted: a custom tag (``!!python/object``, ``!env``) is a finding, never executed.
 Duplicate keys, which PyYAML silently lets win, are findings too. Merge keys (``<<``) and anchors work.
+
+PyYAML's composer returns a graph: an alias is the very node its anchor names, so a self-referencing anchor
+(``x: &a [*a]``) is a cycle and nested anchors referenced ten times per level ("billion laughs") are a few
+hundred bytes that expand to billions of values. The expansion happens here, while building Python values from
+the graph, so this is where it is bounded (the way SnakeYAML caps aliases and go-yaml caps the alias
+expansion ratio): an alias to a collection that is being built is refused (``yaml-alias``), at most
+:data:`MAX_ALIAS_NODES` values may be built through aliases in one document, and collections nest at most
+:data:`MAX_DEPTH` deep (``yaml-depth``). Each of these stops the build at once with its position.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import yaml
 
-__all__ = ["Loaded", "Path_", "load_yaml"]
+__all__ = ["MAX_ALIAS_NODES", "MAX_DEPTH", "Loaded", "Path_", "load_yaml"]
 
 #: A path into the document: keys (str) and list indexes (int).
 Path_ = tuple[str | int, ...]
 
 _STD = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_STD + t for t in ("str", "int", "float", "bool", "null", "timestamp", "binary")}
+
+#: Values built through aliases (each value of an aliased collection counts once per use). A real recipe that
+#: reuses a block with ``*anchor`` or ``<<: *anchor`` builds a few hundred; an alias bomb builds billions.
+MAX_ALIAS_NODES = 10_000
+#: Nesting of collections. A recipe is a handful of levels deep; this keeps the recursive build (and every
+#: later walk of the document) far from Python's recursion limit.
+MAX_DEPTH = 64
 
 
 @dataclass
@@ -53,25 +70,87 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+class _Refused(Exception):
+    """Stops the build: the document is an alias bomb, holds a recursive alias, or nests too deep."""
+
+    def __init__(self, where: tuple[int, int], code: str, path: Path_, message: str) -> None:
+        super().__init__(message)
+        self.problem = (where[0], where[1], code, path, message)
+
+
 class _Builder:
     def __init__(self, out: Loaded) -> None:
         self.out = out
         self.constructor = yaml.constructor.SafeConstructor()
+        self.built: set[int] = set()  # collections built at least once: meeting one again is an alias
+        self.active: set[int] = set()  # collections being built: meeting one of these is a cycle
+        self.aliased = 0  # > 0 while building the expansion of an alias
+        self.expanded = 0  # values built through aliases so far
+        self.depth = 0
+        self.site: tuple[int, int] = (1, 1)  # where the outermost alias being expanded is used
+        self.site_path: Path_ = ()
+
+    def alias_site(self, path: Path_) -> tuple[int, int]:
+        """Where the alias at ``path`` is written: its key, or the list that holds it (the node itself, being
+        the anchored one, carries the position of the anchor instead)."""
+        if path in self.out.keys:
+            return self.out.keys[path]
+        return self.out.where(path[:-1] if path and isinstance(path[-1], int) else path)
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
         self.out.values.setdefault(path, _mark(node))
+        if self.aliased:
+            self.expanded += 1
+            if self.expanded > MAX_ALIAS_NODES:
+                raise _Refused(
+                    self.site,
+                    "yaml-alias",
+                    self.site_path,
+                    f"aliases expand to more than {MAX_ALIAS_NODES:,} values (an alias bomb?); write the values out "
+                    "or use fewer nested anchors",
+                )
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node, path)
         if isinstance(node, yaml.SequenceNode):
             if node.tag != _STD + "seq":
                 self.bad_tag(node, path)
-            return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
+            return self.collection(
+                node, path, lambda: [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
+            )
         if isinstance(node, yaml.MappingNode):
             if node.tag != _STD + "map":
                 self.bad_tag(node, path)
-            return self.mapping(node, path)
+            return self.collection(node, path, lambda: self.mapping(node, path))
         self.bad_tag(node, path)  # pragma: no cover - every node is one of the three
         return None
+
+    def collection(self, node: yaml.Node, path: Path_, make: Callable[[], Any]) -> Any:
+        """Build a sequence or mapping with ``make``, guarding against cycles, alias bombs and deep nesting."""
+        key = id(node)
+        if key in self.active:
+            raise _Refused(
+                self.alias_site(path),
+                "yaml-alias",
+                path,
+                "a recursive alias: the anchor is used inside its own value, which would never end",
+            )
+        if self.depth >= MAX_DEPTH:
+            raise _Refused(
+                _mark(node), "yaml-depth", path, f"collections nest more than {MAX_DEPTH} levels deep; refused"
+            )
+        alias = key in self.built
+        if alias and not self.aliased:
+            self.site, self.site_path = self.alias_site(path), path
+        self.active.add(key)
+        self.depth += 1
+        self.aliased += alias
+        try:
+            return make()
+        finally:
+            self.aliased -= alias
+            self.depth -= 1
+            self.active.discard(key)
+            self.built.add(key)
 
     def bad_tag(self, node: yaml.Node, path: Path_) -> None:
         line, col = _mark(node)
@@ -119,7 +198,8 @@ class _Builder:
             if not isinstance(source, yaml.MappingNode):
                 self.bad_tag(source, path)
                 continue
-            for key, value in self.mapping(source, path).items():
+            merged_values = self.collection(source, path, partial(self.mapping, source, path))
+            for key, value in merged_values.items():
                 result.setdefault(key, value)
         return result
 
@@ -140,8 +220,15 @@ def load_yaml(text: str) -> Loaded:
     except yaml.YAMLError as exc:
         out.problems.append((1, 1, "yaml-syntax", (), str(exc)))
         return out
+    except RecursionError:  # the pure-Python composer, without libyaml, recurses per level
+        out.problems.append((1, 1, "yaml-depth", (), f"collections nest more than {MAX_DEPTH} levels deep; refused"))
+        return out
     if node is None:
         out.data = {}
         return out
-    out.data = _Builder(out).build(node, ())
+    try:
+        out.data = _Builder(out).build(node, ())
+    except _Refused as exc:
+        out.data = None
+        out.problems.append(exc.problem)
     return out

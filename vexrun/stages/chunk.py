@@ -16,12 +16,20 @@ __all__ = ["ChunkSettings", "ChunkStage", "IdsStage", "split_text"]
 
 
 class ChunkSettings(BaseModel):
-    """The ``chunk`` stage: splits texts too long for the embedder into overlapping parts (each part
-    becomes its own record with ``metadata.part`` / ``metadata.parts`` and the parent id)."""
+    """The recipe's ``split:`` section (its old name ``chunk:`` still works), the settings of the ``chunk``
+    stage: every text longer than ``max_chars`` is split into overlapping parts, whatever a source's own
+    ``chunk:`` mode made the records (``turn`` included). Each part becomes its own record with
+    ``metadata.part`` / ``metadata.parts`` and the parent id; a record that already has a vector is never
+    split."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_chars: int = Field(default=2000, ge=200, description="Longest text embedded as one record.")
+    max_chars: int = Field(
+        default=2000,
+        ge=200,
+        description="Longest text kept as one record; longer texts are split into parts, in every source chunk "
+        "mode ('turn' included).",
+    )
     overlap_chars: int = Field(default=200, ge=0, description="Characters shared by consecutive parts.")
 
 
@@ -110,8 +118,10 @@ class ChunkStage(Stage):
 
 
 class IdsStage(Stage):
-    """One record per id in a batch: an earlier record whose id repeats later in the same batch is dropped
-    (an upsert would keep the last one anyway; this keeps the sinks' counts honest)."""
+    """One record per id in a batch, by the rule every target follows for an id written twice in a run: the
+    last write wins. An earlier record whose id repeats later in the same batch is dropped, as the upsert of
+    the later one would replace it anyway; counted as ``duplicates`` (and ``skipped``, the run table's
+    column). Repeats across batches reach the targets, which apply the same rule and count them."""
 
     name = "ids"
 
@@ -124,7 +134,8 @@ class IdsStage(Stage):
         for i, rec in enumerate(batch.records):
             seen[rec.id] = i
         if len(seen) == len(batch.records):
-            return StageResult.passed(batch, skipped=0)
+            return StageResult.passed(batch, skipped=0, duplicates=0)
         out = batch.select(sorted(seen.values()))
         out.lines = []
-        return StageResult.passed(out, len(batch), skipped=len(batch) - len(out))
+        repeated = len(batch) - len(out)
+        return StageResult.passed(out, len(batch), skipped=repeated, duplicates=repeated)

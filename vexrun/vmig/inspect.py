@@ -7,7 +7,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from .io import DEFAULT_MAX_LINE_BYTES
+from ..errors import FormatError
+from .io import DEFAULT_MAX_LINE_BYTES, check_readable, sniff
 from .scan import ProgressFn, ScanOptions, ScanResult, scan_file
 from .sidecar import read_meta
 from .stats import Stats
@@ -146,12 +147,28 @@ def inspect_file(
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     progress: ProgressFn | None = None,
 ) -> InspectReport:
-    """Gather the statistics of a file in one streaming pass. Invalid lines are counted, not fatal."""
+    """Gather the statistics of a file in one streaming pass. Invalid lines are counted, not fatal, unless no
+    line at all is a record: then it is not a ``.vmig.jsonl`` file, and :class:`FormatError` says so (naming the
+    source ``type:`` to use for a conversation export), as it does at once for a zip or binary data."""
+    display = os.fspath(path)
+    problem = sniff(check_readable(path))
+    if problem:
+        raise FormatError(f"not a .vmig.jsonl file: this is {problem}", location=display)
     scan = scan_file(
         path,
-        ScanOptions(max_findings=0, max_line_bytes=max_line_bytes, collect_stats=True),
+        ScanOptions(max_findings=1, max_line_bytes=max_line_bytes, collect_stats=True),
         jobs=jobs,
         progress=progress,
     )
+    if scan.invalid and not (scan.stats and scan.stats.records):
+        first = next((f for f in scan.findings if f.severity == "error"), None)
+        where = f"{display}:{first.line}" if first and first.line else display
+        n = scan.invalid
+        detail = f"; the first: {first.message}" if first else ""
+        raise FormatError(
+            f"not a .vmig.jsonl file: none of its {n:,} non-blank line{'s' if n != 1 else ''} is a record{detail}",
+            location=where,
+            hint=f"`vexrun validate {display}` lists the problems",
+        )
     meta = read_meta(scan.path)
     return InspectReport(file=os.fspath(path), scan=scan, sidecar=str(meta[0]) if meta else None)

@@ -21,6 +21,7 @@ __all__ = [
     "is_gzip",
     "iter_lines",
     "open_data",
+    "sniff",
 ]
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -31,6 +32,14 @@ TOO_LONG = b""
 _BLOCK = 1 << 20
 #: What a corrupt or truncated gzip stream raises while it is read.
 DECOMPRESS_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+_SNIFF_BYTES = 1 << 16
+_BOM = b"\xef\xbb\xbf"
+#: A key only one kind of conversation export has near the start of its first conversation → its source type.
+_EXPORT_KEYS = (
+    (b'"mapping"', "ChatGPT", "chatgpt-export"),
+    (b'"chat_messages"', "Claude", "claude-export"),
+    (b'"messages"', "Claude (Anthropic API shape)", "claude-export"),
+)
 
 
 def check_readable(path: str | os.PathLike[str]) -> Path:
@@ -46,6 +55,9 @@ def check_readable(path: str | os.PathLike[str]) -> Path:
         raise UsageError(f"{p}: cannot read ({exc.strerror})") from None
     if stat.S_ISDIR(st.st_mode):
         raise UsageError(f"{p}: is a directory, not a .vmig.jsonl file")
+    if not stat.S_ISREG(st.st_mode):
+        # a device or FIFO may never end (/dev/zero) or never start (a FIFO without a writer)
+        raise UsageError(f"{p}: not a regular file (a device, FIFO or socket), not a .vmig.jsonl file")
     if not os.access(p, os.R_OK):
         raise UsageError(f"{p}: permission denied")
     return p
@@ -90,3 +102,42 @@ def iter_lines(
             yield TOO_LONG
             continue
         yield line
+
+
+def sniff(path: Path) -> str | None:
+    """What ``path`` clearly is instead of a ``.vmig.jsonl`` file (a conversation export, naming the source
+    ``type:`` that reads it; a zip archive; binary data), or None when it starts the way JSON lines do. Reads at
+    most 64 KiB (decompressed, for gzip). A text file that merely has a bad first line is not refused here: its
+    lines are reported one by one."""
+    try:
+        with open_data(path) as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except DECOMPRESS_ERRORS:
+        return None  # reading the file reports it, with the line
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return (
+            "a zip archive, not JSON lines (a conversation export's .zip is read with `type: claude-export` or "
+            "`type: chatgpt-export`)"
+        )
+    start = len(head) - len(head.removeprefix(_BOM).lstrip(b" \t\r\n"))
+    body = head[start:]
+    if body.startswith(b"["):
+        for key, label, kind in _EXPORT_KEYS:
+            if key in body:
+                return f"a {label} conversation export (a JSON array), not JSON lines: read it with `type: {kind}`"
+        return "a JSON array, not JSON lines (one JSON object per line)"
+    if body.startswith(b"{"):
+        return None
+    line = body.split(b"\n", 1)[0]
+    nul = line.find(b"\x00")
+    if nul >= 0:
+        return f"binary data (a NUL byte at byte {start + nul}), not JSON lines"
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        cut_at_end = len(line) == len(body) and exc.start >= len(line) - 3  # a character cut by the 64 KiB read
+        if not cut_at_end:
+            return f"binary data (not UTF-8 at byte {start + exc.start}), not JSON lines"
+    return None

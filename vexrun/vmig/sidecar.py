@@ -21,6 +21,9 @@ from .model import VEX_VERSION
 
 __all__ = ["file_checksum", "meta_path", "read_meta", "utc_now", "vex_meta_path", "write_meta"]
 
+#: A sidecar is a few hundred bytes; a larger one is reported, never loaded.
+_MAX_META_BYTES = 16 * 1024 * 1024
+
 
 def meta_path(data: Path) -> Path:
     """Where vexrun writes the sidecar of ``data``."""
@@ -60,7 +63,11 @@ def read_meta(data: Path) -> tuple[Path, dict[str, Any] | None, str | None] | No
         if not path.is_file():
             continue
         try:
-            obj = orjson.loads(path.read_bytes())
+            with open(path, "rb") as fh:
+                blob = fh.read(_MAX_META_BYTES + 1)
+            if len(blob) > _MAX_META_BYTES:
+                return path, None, f"the sidecar is larger than {_MAX_META_BYTES // 1024 // 1024} MiB"
+            obj = orjson.loads(blob)
         except OSError as exc:
             return path, None, f"cannot read the sidecar: {exc.strerror or exc}"
         except orjson.JSONDecodeError as exc:

@@ -26,7 +26,7 @@ from ...ids import content_hash, record_id
 from ...vmig.model import MetadataValue, Record
 from .common import Attachment, Conversation, Turn
 
-__all__ = ["ChunkOptions", "build_records", "chunk_turns"]
+__all__ = ["ChunkOptions", "build_records", "chunk_turns", "unowned_attachments"]
 
 ChunkMode = Literal["turn", "exchange", "conversation", "smart"]
 TURN_SEPARATOR = "\n\n"
@@ -112,15 +112,10 @@ def chunk_turns(conv: Conversation, opts: ChunkOptions) -> list[Chunk]:
     return [Chunk(mode, g, TURN_SEPARATOR.join(opts.render(t) for t in g)) for g in groups if g]
 
 
-def _orphans(conv: Conversation, chunks: list[Chunk], opts: ChunkOptions) -> dict[int, list[Attachment]]:
-    """Attachments of dropped messages go with the first chunk holding a later turn (else the last chunk)."""
-    out: dict[int, list[Attachment]] = {}
-    for att in conv.attachments:
-        if att.owner_turn_index is not None or not opts.keeps(att.role):
-            continue
-        home = next((i for i, c in enumerate(chunks) if c.turns[-1].index >= att.position), len(chunks) - 1)
-        out.setdefault(home, []).append(att)
-    return out
+def unowned_attachments(conv: Conversation, opts: ChunkOptions) -> list[Attachment]:
+    """The attachments of dropped messages (T3: ``owner_turn_index`` null), of the sides ``sender`` keeps. They
+    belong to no turn, so they are never put in another message's ``attachments``."""
+    return [a for a in conv.attachments if a.owner_turn_index is None and opts.keeps(a.role)]
 
 
 def build_records(conv: Conversation, opts: ChunkOptions, source_store: str) -> list[Record]:
@@ -133,10 +128,11 @@ def build_records(conv: Conversation, opts: ChunkOptions, source_store: str) -> 
     per turn), ``turn_index`` (of the first turn among the conversation's turns), ``turn_count``,
     ``chunk_mode`` (the mode actually used), ``chunk_index``; ``created_at_fallback: true`` when the first
     turn had no time of its own; ``attachments`` (JSON strings, see :meth:`Attachment.encode`) when the
-    chunk's messages, or dropped messages just before them, have any; and the conversation's ``summary``
-    / ``system`` / ``user_editable_context`` strings."""
+    chunk's messages have any; on the conversation's first record only, ``unowned_attachments`` (the same
+    JSON strings, ``owner_turn_index`` null) when messages dropped for having no text had attachments (T3);
+    and the conversation's ``summary`` / ``system`` / ``user_editable_context`` strings."""
     chunks = chunk_turns(conv, opts)
-    orphans = _orphans(conv, chunks, opts) if conv.attachments and chunks else {}
+    unowned = unowned_attachments(conv, opts) if conv.attachments and chunks else []
     records: list[Record] = []
     for j, chunk in enumerate(chunks):
         first = chunk.turns[0]
@@ -157,9 +153,11 @@ def build_records(conv: Conversation, opts: ChunkOptions, source_store: str) -> 
         }
         if first.created_at_fallback:
             meta["created_at_fallback"] = True
-        attachments = [a for t in chunk.turns for a in t.attachments] + orphans.get(j, [])
+        attachments = [a for t in chunk.turns for a in t.attachments]
         if attachments:
             meta["attachments"] = [a.encode() for a in attachments]
+        if j == 0 and unowned:
+            meta["unowned_attachments"] = [a.encode() for a in unowned]
         if j == 0 or opts.conversation_metadata == "all":
             for key, value in conv.extras.items():
                 meta[key] = value

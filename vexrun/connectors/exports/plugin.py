@@ -8,7 +8,7 @@ from ..base import Capabilities
 __all__ = ["CAPABILITIES", "PLUGINS"]
 
 #: conversations carry text only: a run embeds them before any store that needs vectors
-CAPABILITIES = Capabilities(metadata="nested", vectors="none", encoded=False)
+CAPABILITIES = Capabilities(metadata="nested", vectors="none", encoded=False, file_input=True)
 
 PLUGINS: list[PluginSpec] = [
     PluginSpec(

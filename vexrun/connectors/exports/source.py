@@ -22,7 +22,16 @@ from ...vmig.model import Record
 from ..base import Cursor, PluginConfig, RunContext, Source
 from .chunking import ChunkOptions, build_records
 from .common import Conversation
-from .stream import Element, ExportFile, iter_elements, locate, open_export, parse_element
+from .stream import (
+    DEFAULT_MAX_MEMBER_BYTES,
+    DEFAULT_MAX_VALUE_BYTES,
+    Element,
+    ExportFile,
+    iter_elements,
+    locate,
+    open_export,
+    parse_element,
+)
 
 __all__ = ["ExportConfig", "ExportSource", "read_conversations"]
 
@@ -73,6 +82,18 @@ class ExportConfig(PluginConfig):
         description="Hand attachments (kept byte-exact in metadata.attachments either way) to extraction as a "
         "second, clearly labelled input.",
     )
+    max_member_bytes: int = Field(
+        default=DEFAULT_MAX_MEMBER_BYTES,
+        ge=1024 * 1024,
+        description="A .zip export: refuse a conversations.json that inflates to more than this many bytes "
+        "(default 4 GiB; a zip-bomb guard). Raise it for a genuine larger export.",
+    )
+    max_value_bytes: int = Field(
+        default=DEFAULT_MAX_VALUE_BYTES,
+        ge=64 * 1024,
+        description="Refuse a single conversation of more than this many bytes of JSON (default 64 MiB): one "
+        "conversation is held in memory whole. Raise it for a genuine larger one.",
+    )
 
     @field_validator("window_overlap")
     @classmethod
@@ -107,6 +128,7 @@ class _Counts:
         self.turns = int(saved.get("turns", 0))
         self.records = int(saved.get("records", 0))
         self.attachments = int(saved.get("attachments", 0))
+        self.unowned = int(saved.get("unowned_attachments", 0))
         self.repaired = int(saved.get("repaired_conversations", 0))
         self.dropped: Counter[str] = Counter(saved.get("dropped", {}))
 
@@ -115,6 +137,7 @@ class _Counts:
         self.empty += not conv.turns
         self.turns += len(conv.turns)
         self.attachments += len(conv.attachments)
+        self.unowned += sum(a.owner_turn_index is None for a in conv.attachments)
         self.repaired += conv.repaired
         self.dropped.update(d.reason for d in conv.dropped)
 
@@ -125,6 +148,8 @@ class _Counts:
             "turns": self.turns,
             "records": self.records,
             "attachments": self.attachments,
+            #: attachments of messages dropped for having no text (T3): in their conversation's first record
+            "unowned_attachments": self.unowned,
             "dropped": dict(sorted(self.dropped.items())),
         }
         if self.repaired:
@@ -145,11 +170,12 @@ def read_conversations(
     offset)`` begins at that conversation: by seeking when the file allows it, else by skipping (unparsed)."""
     name = export.name
     with open_export(export) as fh:
+        limit = export.max_value_bytes
         if start is not None and start[1] is not None and export.seekable:
             fh.seek(start[1])
-            elements = iter_elements(fh, name, start=(start[0], start[1]))
+            elements = iter_elements(fh, name, start=(start[0], start[1]), max_value_bytes=limit)
         else:
-            elements = iter_elements(fh, name)
+            elements = iter_elements(fh, name, max_value_bytes=limit)
         first = 0 if start is None else start[0]
         for element in elements:
             if element.index < first:
@@ -179,7 +205,12 @@ class ExportSource(Source):
         raise NotImplementedError
 
     def open(self) -> None:
-        self.export = locate(self.path, self.cfg.path)
+        self.export = locate(
+            self.path,
+            self.cfg.path,
+            max_member_bytes=self.cfg.max_member_bytes,
+            max_value_bytes=self.cfg.max_value_bytes,
+        )
 
     def identity(self) -> str:
         return f"{self.store}:{self.path.name}"

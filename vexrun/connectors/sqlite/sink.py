@@ -1,4 +1,12 @@
-"""The local store as a sink: idempotent upserts, one transaction per batch, durable on return."""
+"""The local store as a sink: idempotent upserts, one transaction per batch, durable on return.
+
+While it is open the sink holds ``<store>.lock`` (:class:`~vexrun.appendfile.OutputLock`): a second run writing
+the same store is refused. An id written again in the same run replaces the earlier record (the upsert: the
+last write wins, as in every target); the sink counts those duplicates with an :class:`~vexrun.ids.IdIndex`
+of the ids the run wrote, whose hashes it also appends to ``ids-<hash of the store path>.bin`` in the
+recipe's state directory (8 bytes a record, cut back to the committed length on resume and read back into
+the index), so a resumed run counts what an uninterrupted one counts.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +16,13 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+import blake3
 import numpy as np
 from pydantic import Field
 
+from ...appendfile import OutputLock
 from ...errors import ConnectError, InvalidInput, UsageError
+from ...ids import IdIndex, id_hashes
 from ...vmig.batch import Batch
 from ..base import Edge, PluginConfig, RunContext, Sink, WriteResult
 from .schema import RECORD_COLUMNS, TABLES, create_schema, dumps, now, open_store, read_meta, transaction, write_meta
@@ -69,6 +80,9 @@ class SqliteSink(Sink):
         self.model: str | None = None
         self.records = 0
         self.edges = 0
+        self.lock: OutputLock | None = None
+        self.index = IdIndex()
+        self.ids_log: Any = None
 
     def identity(self) -> str:
         return str(self.path)
@@ -85,12 +99,42 @@ class SqliteSink(Sink):
             raise UsageError(
                 f"{self.path.parent}: cannot create the directory for the store {self.cfg.path} ({exc.strerror or exc})"
             ) from None
+        self.lock = OutputLock(self.path).acquire()
+        self._open_ids(state)
         self.conn, _ = open_store(self.path, write=True, synchronous=self.cfg.synchronous)
         self.fresh = state is None
         self.records = int((state or {}).get("records", 0))
         self.edges = int((state or {}).get("edges", 0))
         meta = read_meta(self.conn)
         self.dims, self.model = meta.get("dims"), meta.get("model")
+
+    @property
+    def ids_path(self) -> Path:
+        """Where the hashes of the ids this run wrote are kept (in the recipe's state directory)."""
+        digest = blake3.blake3(str(self.path.resolve()).encode("utf-8", "surrogatepass")).hexdigest(8)
+        return Path(self.ctx.state_dir) / f"ids-{digest}.bin"
+
+    def _open_ids(self, state: dict[str, Any] | None) -> None:
+        """The index of the ids this run wrote: empty on a fresh run, read back from the log on resume. A log
+        that is missing or shorter than committed (a checkpoint from before it; a power loss) starts over."""
+        path = self.ids_path
+        committed = (state or {}).get("ids_bytes")
+        self.index = IdIndex()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if committed is None or not path.exists() or path.stat().st_size < int(committed):
+                self.ids_log = open(path, "wb")  # noqa: SIM115 - closed in close()
+                return
+            self.ids_log = open(path, "r+b")  # noqa: SIM115 - closed in close()
+            self.ids_log.truncate(int(committed))
+            self.ids_log.seek(int(committed))
+            keys = np.fromfile(path, dtype="<u8", count=int(committed) // 8)
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot write the run's id log ({exc.strerror or exc})") from None
+        step = 1 << 20
+        for at in range(0, len(keys), step):
+            part = keys[at : at + step]
+            self.index.upsert(part, np.zeros(len(part), dtype=np.int64))
 
     def prepare(self, dims: int | None, model: str | None, metric: str = "cosine") -> None:
         if metric != "cosine":
@@ -170,12 +214,17 @@ class SqliteSink(Sink):
         conn = self._db()
         rejected: dict[str, str] = {}
         rows = list(self._rows(batch, rejected))
+        duplicates = 0
         if rows:
             with self._write():
                 conn.executemany(_UPSERT, rows)
                 self._learn(batch, rows)
+            hashes = id_hashes(row[0].encode("utf-8", "surrogatepass") for row in rows)
+            duplicates = len(self.index.upsert(hashes, np.zeros(len(hashes), dtype=np.int64))[0])
+            self.ids_log.write(hashes.astype("<u8").tobytes())
+            self.ids_log.flush()
         self.records += len(rows)
-        return WriteResult(written=len(rows), rejected=rejected)
+        return WriteResult(written=len(rows), rejected=rejected, duplicates=duplicates)
 
     def _learn(self, batch: Batch, rows: list[Row]) -> None:
         """Record dims and model in meta when the store learns them from its first vectors."""
@@ -204,8 +253,10 @@ class SqliteSink(Sink):
         self.edges += len(edges)
 
     def state(self) -> dict[str, Any]:
-        # Upserts are idempotent, so nothing is needed to resume; the counts feed the run report.
-        return {"records": self.records, "edges": self.edges}
+        # Upserts are idempotent, so nothing else is needed to resume: the counts feed the run report, and the
+        # committed length of the id log is what a resumed run reads back into its index.
+        logged = self.ids_log.tell() if self.ids_log is not None else 0
+        return {"records": self.records, "edges": self.edges, **({"ids_bytes": logged} if logged else {})}
 
     def finalize(self) -> None:
         conn = self._db()
@@ -216,6 +267,7 @@ class SqliteSink(Sink):
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.OperationalError:
             pass  # a reader holds the WAL; the next writer checkpoints
+        self.ids_path.unlink(missing_ok=True)  # the run is complete: its ids are not needed again
 
     def close(self) -> None:
         if self.conn is not None:
@@ -224,6 +276,12 @@ class SqliteSink(Sink):
         if self.reader is not None:
             self.reader.close()
             self.reader = None
+        if self.ids_log is not None:
+            self.ids_log.close()
+            self.ids_log = None
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     def connect(self) -> None:
         from .search import LocalStore

@@ -3,23 +3,36 @@
 The sink appends to a partial file beside the target (``.<name>.partial``); the checkpoint stores its
 committed length with every batch, so a resumed run truncates away whatever a killed run wrote after its
 last commit, and the finished file is renamed into place (with its sidecar) only when the run completes.
-Edges, when a run produces them, go to ``<file>.edges.jsonl`` the same way.
+Edges, when a run produces them, go to ``<file>.edges.jsonl`` the same way. While it is open the sink holds
+``<file>.lock`` (:class:`~vexrun.appendfile.OutputLock`): a second run writing the same file is refused.
+
+An id written again in the same run replaces the earlier record (last write wins, as in every target). The
+sink appends anyway and remembers each id it wrote in an :class:`~vexrun.ids.IdIndex` (16 bytes a record);
+when the run completes with repeated ids, the partial file is copied into place without the lines that
+were replaced, each confirmed by comparing the real ids (a hash collision keeps both lines). On resume the
+index is rebuilt from the partial file itself, so a resumed run publishes the same bytes as an uninterrupted
+one.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
+import hashlib
 import os
+import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
+import numpy as np
 import orjson
 from pydantic import Field
 
-from ...appendfile import AppendFile
+from ...appendfile import AppendFile, OutputLock
 from ...errors import UsageError
+from ...ids import IdIndex, id_hashes
 from ...vmig.batch import Batch
 from ...vmig.reader import read_batches
 from ...vmig.sidecar import write_meta
@@ -27,6 +40,8 @@ from ...vmig.writer import encode_record
 from ..base import Cursor, Edge, PluginConfig, RunContext, Sink, Source, WriteResult
 
 __all__ = ["VmigSink", "VmigSinkConfig", "VmigSource", "VmigSourceConfig", "edges_path"]
+
+_M = TypeVar("_M", bound=Callable[..., Any])
 
 
 class VmigSourceConfig(PluginConfig):
@@ -86,8 +101,16 @@ class VmigSource(Source):
         return self.workers == 0
 
     def open(self) -> None:
-        if not self.path.is_file():
-            raise UsageError(f"{self.cfg.path}: no such file" if not self.path.exists() else f"{self.path}: not a file")
+        from ...errors import FormatError
+        from ...vmig.io import check_readable, sniff
+
+        if not os.path.lexists(self.path):
+            raise UsageError(f"{self.cfg.path}: no such file")
+        # one line naming the file for a directory, a device or FIFO, no permission; then refuse what is
+        # clearly no .vmig.jsonl file (an export, a zip, binary data) before every line of it is rejected
+        problem = sniff(check_readable(self.path))
+        if problem:
+            raise FormatError(f"not a .vmig.jsonl file: this is {problem}", location=self.cfg.path)
 
     def identity(self) -> str:
         return f"vmig:{self.path.name}"
@@ -133,6 +156,112 @@ class VmigSource(Source):
         return dict(self.counts)
 
 
+_BLOCK = 1 << 22
+
+
+def _members(fh: Any, size: int) -> Iterator[bytes]:
+    """The uncompressed bytes of each gzip member in the first ``size`` bytes of ``fh`` (one per batch)."""
+    left = size
+    d = zlib.decompressobj(31)
+    out: list[bytes] = []
+    pending = b""
+    while True:
+        if not pending:
+            if not left:
+                break
+            pending = fh.read(min(_BLOCK, left))
+            if not pending:
+                break
+            left -= len(pending)
+        out.append(d.decompress(pending))
+        pending = b""
+        if d.eof:
+            pending = d.unused_data
+            yield b"".join(out)
+            out = []
+            d = zlib.decompressobj(31)
+    if out:
+        yield b"".join(out) + d.flush()
+
+
+def _blobs(path: Path, size: int, compressed: bool) -> Iterator[bytes]:
+    """The first ``size`` bytes of a partial file, uncompressed, as runs of whole lines: one per gzip member
+    (a batch), or blocks of about 4 MiB cut after a newline."""
+    with open(path, "rb") as fh:
+        if compressed:
+            yield from _members(fh, size)
+            return
+        carry = bytearray()
+        left = size
+        while left:
+            chunk = fh.read(min(_BLOCK, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+            cut = chunk.rfind(b"\n") + 1
+            if not cut:
+                carry += chunk
+                continue
+            yield bytes(carry) + chunk[:cut]
+            carry = bytearray(chunk[cut:])
+        if carry:
+            yield bytes(carry)
+
+
+def _lines(blob: bytes) -> list[bytes]:
+    lines = blob.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def _id_json(line: bytes) -> bytes:
+    """The id of a record line as the JSON string it is written as.
+    ``encode_record`` writes ``{"id":"…","text":…`` and a JSON string holds no unescaped quote, so the
+    first ``","text":`` ends the id; anything else is parsed."""
+    if line.startswith(b'{"id":"'):
+        end = line.find(b'","text":', 7)
+        if end > 0:
+            return line[6 : end + 1]
+    try:
+        value = orjson.loads(line).get("id")
+    except (orjson.JSONDecodeError, AttributeError):
+        value = None
+    return orjson.dumps(value)
+
+
+def _id_key(line: bytes) -> bytes:
+    """What the index hashes for a record line: its id's UTF-8 bytes, as :func:`_hash_ids` has them."""
+    found = _id_json(line)
+    value = orjson.loads(found)
+    return value.encode("utf-8", "surrogatepass") if isinstance(value, str) else found
+
+
+def _hash_ids(ids: list[str]) -> np.ndarray:
+    # the lines were encoded already, so every id is valid UTF-8 (orjson refuses lone surrogates)
+    return id_hashes(map(str.encode, ids))
+
+
+def _check_hash(line: bytes) -> int:
+    """A second hash of a line's id, independent of :func:`~vexrun.ids.id_hashes`, to confirm a match."""
+    return int.from_bytes(hashlib.blake2b(_id_json(line), digest_size=8).digest(), "little")
+
+
+def _os_errors(method: _M) -> _M:
+    """Any OS error of a sink method (no permission, no space, a read-only file system) ends in one line naming
+    the file, exit 2, instead of an internal error."""
+
+    @functools.wraps(method)
+    def wrapper(self: VmigSink, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as exc:
+            name = exc.filename or self.partial
+            raise UsageError(f"{name}: cannot write the output {self.cfg.path} ({exc.strerror or exc})") from None
+
+    return cast(_M, wrapper)
+
+
 class VmigSink(Sink):
     name = "vmig"
 
@@ -144,6 +273,7 @@ class VmigSink(Sink):
         self.partial = self.path.with_name(f".{self.path.name}.partial")
         self.edges_partial = self.path.with_name(f".{edges_path(self.path).name}.partial")
         self.done = False
+        self.lock: OutputLock | None = None
         self.data: AppendFile | None = None
         self.edges: AppendFile | None = None
         self.count = 0
@@ -152,6 +282,11 @@ class VmigSink(Sink):
         self.models: Counter[str] = Counter()
         self.namespaces: Counter[str] = Counter()
         self.stores: Counter[str] = Counter()
+        #: every id written (hash → line), and the lines replaced by a later write of their id
+        self.index = IdIndex()
+        self.replaced: list[np.ndarray] = []
+        self.replaced_by: list[np.ndarray] = []
+        self.duplicates = 0
 
     def identity(self) -> str:
         return str(self.path)
@@ -168,6 +303,7 @@ class VmigSink(Sink):
             " (the file exists and will be replaced)" if self.path.exists() else ""
         )
 
+    @_os_errors
     def open(self, state: dict[str, Any] | None) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,6 +313,8 @@ class VmigSink(Sink):
             ) from None
         if self.path.is_dir():
             raise UsageError(f"{self.path}: is a directory (the output must be a file name)")
+        # before anything touches the output or its partial files: another run may be writing them
+        self.lock = OutputLock(self.path).acquire()
         state = state or {}
         self.done = bool(state) and not self.partial.exists() and self.path.exists()
         if self.done:
@@ -185,6 +323,10 @@ class VmigSink(Sink):
             self.data.size = int(state.get("bytes", 0))
         else:
             self.data = AppendFile(self.partial, state.get("bytes"))
+            published = edges_path(self.path)
+            if state.get("edge_bytes") and not self.edges_partial.exists() and published.exists():
+                # killed while publishing, after the edges were moved into place: take them back
+                os.replace(published, self.edges_partial)
         self.edges = AppendFile(self.edges_partial, state.get("edge_bytes"))
         self.count = int(state.get("count", 0))
         self.edge_count = int(state.get("edges", 0))
@@ -192,7 +334,29 @@ class VmigSink(Sink):
         self.models = Counter(state.get("models", {}))
         self.namespaces = Counter(state.get("namespaces", {}))
         self.stores = Counter(state.get("stores", {}))
+        if not self.done and self.data.size:
+            self._rebuild_index()
 
+    def _rebuild_index(self) -> None:
+        """The id index of the committed part of the partial file, read back from the file itself."""
+        assert self.data is not None
+        line = 0
+        for blob in _blobs(self.partial, self.data.size, self.compress):
+            ids = [_id_key(x) for x in _lines(blob)]
+            self._remember(id_hashes(ids), line)
+            line += len(ids)
+        self.count = line
+
+    def _remember(self, hashes: np.ndarray, first_line: int) -> int:
+        """Index the ids of lines ``first_line…``; returns how many replaced an earlier line."""
+        old, new = self.index.upsert(hashes, np.arange(first_line, first_line + len(hashes), dtype=np.int64))
+        if len(old):
+            self.replaced.append(old)
+            self.replaced_by.append(new)
+        self.duplicates += len(old)
+        return len(old)
+
+    @_os_errors
     def write(self, batch: Batch) -> WriteResult:
         assert self.data is not None
         vectors, mask = batch.vectors, batch.has_vector
@@ -205,6 +369,7 @@ class VmigSink(Sink):
         else:
             lines = [encode_record(rec, vectors[i] if mask[i] else None) for i, rec in enumerate(records)]
             self.dims[int(vectors.shape[1])] += int(mask.sum())
+        duplicates = self._remember(_hash_ids([rec.id for rec in records]), self.count)
         self.count += len(records)
         self.models.update(r.model for r in records if r.model)
         self.namespaces.update(r.namespace for r in records if r.namespace)
@@ -214,8 +379,9 @@ class VmigSink(Sink):
             blob = gzip.compress(blob, mtime=0)  # one gzip member per batch: concatenated members are valid gzip
         self.data.write(blob)
         self.data.sync()
-        return WriteResult(written=len(records))
+        return WriteResult(written=len(records), duplicates=duplicates)
 
+    @_os_errors
     def write_edges(self, edges: list[Edge]) -> None:
         if not edges or not self.cfg.edges or self.edges is None:
             return
@@ -241,6 +407,7 @@ class VmigSink(Sink):
             "stores": dict(self.stores),
         }
 
+    @_os_errors
     def finalize(self) -> None:
         assert self.data is not None and self.edges is not None
         if self.done:
@@ -248,28 +415,106 @@ class VmigSink(Sink):
             self.edges_partial.unlink(missing_ok=True)
             return
         self.data.sync()
+        if self.replaced:
+            self._publish_without_replaced()
+            return
         os.replace(self.partial, self.path)
+        self._publish_edges()
+        self._write_meta(self.count, self.data.size, self.data.hasher.hexdigest())
+
+    def _publish_edges(self) -> None:
+        assert self.edges is not None
         if self.edge_count:
             self.edges.sync()
             os.replace(self.edges_partial, edges_path(self.path))
         else:
             self.edges_partial.unlink(missing_ok=True)
+
+    def _write_meta(self, count: int, size: int, checksum: str) -> None:
         stores = sorted(self.stores)
         write_meta(
             self.path,
             {
                 "source_store": stores[0] if len(stores) == 1 else None,
-                "record_count": self.count,
+                "record_count": count,
                 "dims": sorted(self.dims),
                 "models": sorted(self.models),
                 "namespaces": sorted(self.namespaces),
-                "bytes": self.data.size,
-                "checksum": "blake3:" + self.data.hasher.hexdigest(),
+                "bytes": size,
+                "checksum": "blake3:" + checksum,
                 **({"edge_count": self.edge_count} if self.edge_count else {}),
             },
         )
+
+    def _publish_without_replaced(self) -> None:
+        """Copy the partial file into place without the lines a later write of their id replaced. The partial
+        file goes last, so a run killed on the way publishes again from it when resumed."""
+        replaced = np.concatenate(self.replaced)
+        by = np.concatenate(self.replaced_by)
+        order = np.argsort(replaced, kind="stable")
+        replaced, by = replaced[order], by[order]
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.publish")
+        try:
+            false, size, checksum = self._copy_without(replaced, by, tmp)
+            if len(false):  # 64-bit hash collisions: keep both lines of each pair whose ids differ
+                self.ctx.info(
+                    f"{self.path}: {len(false):,} id hash collision(s); those lines are kept "
+                    "(check the file with `vexrun validate`)"
+                )
+                keep = np.isin(replaced, false)
+                replaced, by = replaced[~keep], by[~keep]
+                _, size, checksum = self._copy_without(replaced, by, tmp)
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self._publish_edges()
+        self._write_meta(self.count - len(replaced), size, checksum)
+        self.partial.unlink(missing_ok=True)
+
+    def _copy_without(self, replaced: np.ndarray, by: np.ndarray, tmp: Path) -> tuple[np.ndarray, int, str]:
+        """Write the partial file to ``tmp`` without the (sorted) ``replaced`` lines; gzip output is compressed
+        again member by member, so the result depends only on the partial file. On the way, the ids of each
+        replaced line and of the line that replaced it are compared by a second, independent hash (BLAKE2b):
+        returns the replaced lines whose ids differ (a collision of the index's hash), and ``tmp``'s size and
+        BLAKE3. Memory: a few arrays of 8 bytes per replaced line; runs without a replaced line are copied."""
+        assert self.data is not None
+        winners = np.unique(by)
+        replaced_check = np.zeros(len(replaced), dtype=np.uint64)
+        winner_check = np.zeros(len(winners), dtype=np.uint64)
+        out = AppendFile(tmp, None)
+        try:
+            first = 0
+            for blob in _blobs(self.partial, self.data.size, self.compress):
+                n = blob.count(b"\n") + (1 if blob and not blob.endswith(b"\n") else 0)
+                r0, r1 = (int(x) for x in np.searchsorted(replaced, (first, first + n)))
+                w0, w1 = (int(x) for x in np.searchsorted(winners, (first, first + n)))
+                if r0 == r1 and w0 == w1:
+                    out.write(gzip.compress(blob, mtime=0) if self.compress else blob)
+                    first += n
+                    continue
+                lines = _lines(blob)
+                for k in range(w0, w1):
+                    winner_check[k] = _check_hash(lines[int(winners[k]) - first])
+                drop = set()
+                for k in range(r0, r1):
+                    j = int(replaced[k]) - first
+                    replaced_check[k] = _check_hash(lines[j])
+                    drop.add(j)
+                kept = [line for j, line in enumerate(lines) if j not in drop]
+                if kept:
+                    chunk = b"\n".join(kept) + b"\n"
+                    out.write(gzip.compress(chunk, mtime=0) if self.compress else chunk)
+                first += n
+            out.sync()
+            false = replaced[replaced_check != winner_check[np.searchsorted(winners, by)]]
+            return false, out.size, out.hasher.hexdigest()
+        finally:
+            out.close()
 
     def close(self) -> None:
         for appender in (self.data, self.edges):
             if appender is not None:
                 appender.close()
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None

@@ -12,7 +12,13 @@ CAPABILITIES = Capabilities(
 )
 #: a file holds records as they are (no store encoding to undo); its sidecar names the models of its vectors
 SOURCE_CAPABILITIES = Capabilities(
-    ids="any", metrics=("cosine", "dot", "l2"), metadata="lists", vectors="float32", encoded=False, declares_models=True
+    ids="any",
+    metrics=("cosine", "dot", "l2"),
+    metadata="lists",
+    vectors="float32",
+    encoded=False,
+    declares_models=True,
+    file_input=True,
 )
 
 PLUGINS: list[PluginSpec] = [
