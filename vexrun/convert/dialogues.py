@@ -12,7 +12,7 @@ answer, text whose turns do not match its ``roles``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 __all__ = ["Dialogue", "Drop", "DialogueAssembler", "Turn", "split_turns"]
@@ -33,7 +33,6 @@ class Dialogue:
 
     key: str
     turns: list[Turn]
-    record_ids: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,26 @@ class DialogueAssembler:
     def feed(self, rec: dict[str, Any]) -> list[Dialogue | Drop]:
         """What ``rec`` completes: usually one dialogue or one drop; a pending user turn ends with a drop when
         its conversation does; nothing while a user turn waits for its answer."""
+        d = self.exchange(rec)
+        return [d] if d is not None else self._feed(rec, rec.get("metadata"))
+
+    def exchange(self, rec: dict[str, Any]) -> Dialogue | None:
+        """The hot path of a file of exchanges: the dialogue of a record holding a user turn and its answer
+        (both with text) when no turn is pending, else None (then :meth:`feed` decides)."""
         meta = rec.get("metadata")
+        if self._pending is None and meta.__class__ is dict and meta.get("roles") == _EXCHANGE:
+            text = rec.get("text")
+            if text.__class__ is str and text.startswith(self._u) and not meta.get("parts"):
+                end = text.find(self._a, self._lu)
+                if end >= 0:
+                    user, answer = text[self._lu : end], text[end + self._la :]
+                    if user and answer and not user.isspace() and not answer.isspace():
+                        conv = meta.get("conversation_id")
+                        key = str(rec.get("id", "")) if conv is None else str(conv)
+                        return Dialogue(key, [Turn("user", user), Turn("assistant", answer)])
+        return None
+
+    def _feed(self, rec: dict[str, Any], meta: Any) -> list[Dialogue | Drop]:
         if meta.__class__ is not dict:
             meta = {}
         text = rec.get("text")
@@ -132,15 +150,6 @@ class DialogueAssembler:
             return out
         if self._pending is not None:
             self._flush_other(conv, out)
-        if roles == _EXCHANGE:  # the common case: a user turn and its answer
-            end = text.find(self._a, self._lu) if text.startswith(self._u) else -1
-            if end >= 0:
-                out.append(
-                    Dialogue(
-                        key, [Turn("user", text[self._lu : end]), Turn("assistant", text[end + self._la :])], [rid]
-                    )
-                )
-                return out
         turns = split_turns(text, [str(r) for r in roles], self.labels)
         if turns is None:
             out.append(Drop("turns_do_not_match_roles", rid))
@@ -150,7 +159,7 @@ class DialogueAssembler:
             out.append(Drop("no_user_turn_with_answer", rid))
             return out
         self.merged += merged
-        out.append(Dialogue(key, shaped, [rid]))
+        out.append(Dialogue(key, shaped))
         return out
 
     def _turn(self, key: str, turn: Turn, rid: str, out: list[Dialogue | Drop]) -> None:
@@ -167,7 +176,7 @@ class DialogueAssembler:
             out.append(Drop("assistant_turn_without_user_turn", rid))
             return
         self._pending = None
-        out.append(Dialogue(key, [pending[1], turn], [pending[2], rid]))
+        out.append(Dialogue(key, [pending[1], turn]))
 
     def _flush_other(self, conv: Any, out: list[Dialogue | Drop]) -> None:
         if self._pending is not None and (conv is None or str(conv) != self._pending[0]):
