@@ -52,3 +52,14 @@ def cli() -> type[CliResult]:
 @pytest.fixture
 def update_goldens(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-goldens"))
+
+
+def vx(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``vexrun ARGS`` in this process through ``vexrun.cli.main``; (exit code, stdout, stderr)."""
+    from vexrun.cli import main
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out = capsys.readouterr()
+    return int(exc.value.code or 0), out.out, out.err

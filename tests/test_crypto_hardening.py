@@ -5,7 +5,6 @@ ordinary word; decryption runs through cryptography's Cobblestone-256 and agrees
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import os
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from conftest import vx
 from vexrun.crypto import cobblestone as cb  # noqa: E402
 from vexrun.crypto.encoding import b64e, canonical_json  # noqa: E402
 from vexrun.crypto.errors import DecryptionFailed, KeyFileError, WrongPassphrase  # noqa: E402
@@ -28,26 +28,6 @@ MS = bytes(range(32))
 REPO = bytes.fromhex("00112233445566778899aabbccddeeff")
 PASS = "pass-CANARY-hardening-3c7e"
 CHEAP_SCRYPT = {"alg": "scrypt", "salt": b64e(b"\x11" * 16), "log_n": 10, "r": 1, "p": 1}
-
-
-def _register() -> None:
-    from vexrun.cli import cli
-
-    for name in ("keys", "sync"):
-        for command in importlib.import_module(f"vexrun.cli.{name}").COMMANDS:
-            cli.commands.setdefault(command.name, command)  # type: ignore[arg-type]
-
-
-def vx(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """``vexrun ARGS`` in this process through ``vexrun.cli.main``; (exit code, stdout, stderr)."""
-    from vexrun.cli import main
-
-    _register()
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out = capsys.readouterr()
-    return int(exc.value.code or 0), out.out, out.err
 
 
 @pytest.fixture

@@ -5,27 +5,19 @@ key changes, rekey + compact, two machines pushing in turn, and push --from-reci
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from conftest import vx
 from vexrun.testing.data import write_synthetic  # noqa: E402
 from vexrun.testing.git_servers import BareRepo, GitHttpServer, git, vexrun_argv  # noqa: E402
 
 TOKEN = "tok-CANARY-91c2e7"
 PASS = "pass-CANARY-4d8b1"
 SMALL = ("--bucket-size", "16k", "--max-object-size", "64k")
-
-
-def _register() -> None:
-    from vexrun.cli import cli
-
-    for name in ("keys", "sync"):
-        for command in importlib.import_module(f"vexrun.cli.{name}").COMMANDS:
-            cli.commands.setdefault(command.name, command)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -40,18 +32,6 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for k in ("VEXRUN_GIT_TOKEN", "VEXRUN_RECOVERY_CODE", "VEXRUN_NEW_PASSPHRASE", "VEXRUN_SYNC_DIR"):
         monkeypatch.delenv(k, raising=False)
     return values
-
-
-def vx(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """``vexrun ARGS`` in this process through ``vexrun.cli.main``; (exit code, stdout, stderr)."""
-    from vexrun.cli import main
-
-    _register()
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out = capsys.readouterr()
-    return int(exc.value.code or 0), out.out, out.err
 
 
 def sub(*args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,6 @@ name in the manifest refused, and relative paths for the state directory and the
 
 from __future__ import annotations
 
-import importlib
 import json
 import random
 import shutil
@@ -17,20 +16,13 @@ from typing import Any
 
 import pytest
 
+from conftest import vx
 from vexrun.testing.data import write_synthetic
 from vexrun.testing.git_servers import BareRepo, GitDaemon, GitHttpServer, git
 
 TOKEN = "tok-CANARY-3a9f"
 PASS = "pass-CANARY-77e0c"
 SMALL = ("--bucket-size", "16k", "--max-object-size", "64k")
-
-
-def _register() -> None:
-    from vexrun.cli import cli
-
-    for name in ("keys", "sync"):
-        for command in importlib.import_module(f"vexrun.cli.{name}").COMMANDS:
-            cli.commands.setdefault(command.name, command)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -45,18 +37,6 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def export(tmp_path: Path) -> Path:
     return write_synthetic(tmp_path / "memories.vmig.jsonl", 60, dims=32)
-
-
-def vx(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """``vexrun ARGS`` in this process; (exit code, stdout, stderr)."""
-    from vexrun.cli import main
-
-    _register()
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out = capsys.readouterr()
-    return int(exc.value.code or 0), out.out, out.err
 
 
 def _state(tmp_path: Path, name: str) -> list[str]:
