@@ -386,9 +386,9 @@ def folder_vmig(tmp: Path) -> str:
 def unwritable_target(tmp: Path) -> str:
     good_vmig(tmp)
     if os.geteuid() == 0:
-        if not os.path.isdir("/sys/kernel"):
-            pytest.skip("needs a directory root cannot write")
-        where = "/sys/kernel/out.vmig.jsonl"  # sysfs refuses new files even to root
+        # root writes through any mode bits; a directory where the output file must go stops root too
+        (tmp / "out.vmig.jsonl").mkdir()
+        where = "out.vmig.jsonl"
     else:
         (tmp / "ro").mkdir()
         (tmp / "ro").chmod(0o555)
