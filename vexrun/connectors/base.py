@@ -7,7 +7,7 @@ group (see :mod:`vexrun.registry`), built-ins included.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -242,6 +242,28 @@ class Sink:
         """The ``k`` nearest records to ``vector`` (cosine; and/or matching ``text`` where the store has
         full-text search), after :meth:`connect`. ``Hit.rank`` starts at 1."""
         raise NotImplementedError(f"{self.name} cannot be searched")
+
+    # Reading back (after :meth:`connect`, or after a run's writes): what `vexrun compare`, a run's
+    # reconciliation and the recall facade (:mod:`vexrun.recall`) use. Ids are vexrun's ids (the store's own key
+    # may differ: a uuid5 with the original id in a property); a store without namespaces ignores ``namespace``.
+
+    def fetch(self, ids: Sequence[str], namespace: str | None = None) -> Batch:
+        """The records with these ids, as the store now holds them, in the order asked; ids it does not hold
+        are left out. Vectors as stored (normalised where the store normalises), metadata decoded."""
+        raise NotImplementedError(f"{self.name} cannot read records back")
+
+    def delete(self, ids: Sequence[str], namespace: str | None = None) -> int:
+        """Delete these records; ids the store does not hold are not an error. Returns how many it held, or
+        ``len(ids)`` where the store cannot tell."""
+        raise NotImplementedError(f"{self.name} cannot delete records")
+
+    def namespaces(self) -> list[str]:
+        """The namespaces the target holds records in, sorted (records without one are not listed)."""
+        raise NotImplementedError(f"{self.name} cannot list namespaces")
+
+    def count(self, namespace: str | None = None) -> int:
+        """How many records the target holds, in ``namespace`` or in all of them."""
+        raise NotImplementedError(f"{self.name} cannot count records")
 
     def close(self) -> None:
         """Release files and connections (also after a failure)."""
