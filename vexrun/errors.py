@@ -16,6 +16,7 @@ the retry logic reads instead of matching message text.
     ├── PlanMismatch                 exit 1   the checkpoint was made under another plan
     ├── RecordsRejected              exit 3   the run finished, some records are in the rejects file
     ├── LockHeld                     exit 4   another run holds this recipe's state lock
+    ├── Mismatch                     exit 5   a run's reconciliation or `vexrun compare` found differences
     ├── Interrupted                  exit 130 (SIGINT) / 143 (SIGTERM), after the checkpoint was flushed
     └── InternalError                exit 70  a bug in vexrun (traceback only with --debug)
 
@@ -33,6 +34,7 @@ __all__ = [
     "Interrupted",
     "InvalidInput",
     "LockHeld",
+    "Mismatch",
     "PlanMismatch",
     "RecipeError",
     "RecordsRejected",
@@ -113,6 +115,13 @@ class LockHeld(VexrunError):
     """Another process holds the lock of this recipe's state directory."""
 
     exit_code = 4
+
+
+class Mismatch(VexrunError):
+    """The target does not hold what the source gave: missing, extra or changed records (a run's
+    reconciliation, ``vexrun compare``)."""
+
+    exit_code = 5
 
 
 class Interrupted(VexrunError):

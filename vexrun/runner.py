@@ -37,6 +37,7 @@ from .rejects import RejectsFile, split_for_retry
 from .reporting import Reporter
 from .stages.base import Rejected, Stage, StageContext, StageResult, StageSpec, tally
 from .summary import RunSummary
+from .verify import Ledger, open_ledger, verify_targets
 from .vmig.batch import Batch
 
 __all__ = ["RunOptions", "RunSummary", "Runner"]
@@ -95,6 +96,9 @@ class Runner:
         self.publish: list[Stage] = []
         self.events: EventLog | None = None
         self.rejects: RejectsFile | None = None
+        self.ledger: Ledger | None = None
+        self._batch_no = 0
+        self.records_est: int | None = None
         self._stop = _Stop(self.say)
 
     def resume_command(self) -> str:
@@ -119,7 +123,7 @@ class Runner:
 
     def _close(self) -> None:
         self.parts.close()
-        close_quietly(*self.stages, *self.publish, self.ctx, self.events, self.rejects)
+        close_quietly(*self.stages, *self.publish, self.ctx, self.events, self.rejects, self.ledger)
 
     def _start(self, ck: Checkpoint) -> tuple[Progress, int | None]:
         """Resume, start (fresh, new run, over) or refuse; --retry-rejected starts a run over the rejects."""
@@ -178,6 +182,7 @@ class Runner:
         self.publish = [build_stage(spec, self.ctx) for spec in self.plan.role("publish")]
 
     def _estimate(self) -> int | None:
+        self.records_est = None
         total = 0
         for _, source in self.parts.sources:
             try:
@@ -188,6 +193,7 @@ class Runner:
                 return None
             total += n
         size = self.doc.model.run.batch_size
+        self.records_est = total
         return max(1, -(-total // size)) if total else None
 
     # -- the run -----------------------------------------------------------------------------------
@@ -200,6 +206,10 @@ class Runner:
         self.rejects = RejectsFile(self.state.rejects_path, None if fresh_rejects else progress.rejects_bytes)
         self._open(progress, resumed_at is not None)
         total_est = self._estimate()
+        run = self.doc.model.run
+        self.ledger = open_ledger(
+            self.state.path, run.verify, run.verify_sample, progress.run_id, resumed_at, self.records_est
+        )
         counts = progress.counts
         counts.setdefault("source", {})
         if resumed_at is not None:
@@ -216,8 +226,17 @@ class Runner:
         if status == "completed":
             for _, sink in self.parts.sinks:
                 sink.finalize()
-            self._publish(counts)
+            if self._verify(counts):
+                self._publish(counts)
         return self._finish(ck, progress, status, resumed_at, t0)
+
+    def _verify(self, counts: dict[str, Any]) -> bool:
+        """Reconcile every target with what the run wrote (``run.verify``); False when one differs."""
+        run, events = self.doc.model.run, self.events
+        counts["verify"], ok = verify_targets(self.parts.sinks, self.ledger, run.verify, run.verify_sample, self.say)
+        if not ok and events is not None:
+            events.emit("verify_failed", targets=[t for t, f in counts["verify"].items() if f.get("missing")])
+        return ok
 
     def _publish(self, counts: dict[str, Any]) -> None:
         """Sign and push the output, unless the run rejected records and ``publish.on_rejects`` is 'skip': a
@@ -298,6 +317,7 @@ class Runner:
         self.rejects.write("source", src_id, source_rejects)
         rejected = len(source_rejects)
 
+        self._batch_no = progress.batches + 1
         results = self.executor.process(self.stages, batch, progress.batches + 1)
         edges: list[Edge] = []
         for stage, result in zip(self.stages, results, strict=True):
@@ -362,6 +382,9 @@ class Runner:
             sink.write_edges(edges)
         tally(counts.setdefault("store", {}).setdefault(title, {}), {"in": len(batch), "written": written})
         tally(counts["store"][title], {"rejected": len(refused), **({"duplicates": duplicates} if duplicates else {})})
+        if self.ledger is not None:
+            kept_out = {r.id for s, r in zip(stored.records, batch.records, strict=True) if s.id in refused}
+            self.ledger.add(title, self._batch_no, batch, kept_out)
         if refused:
             pairs = zip(stored.records, batch.records, strict=True)
             by_id = {s.id: (rec, batch.vector(i)) for i, (s, rec) in enumerate(pairs)}
@@ -384,6 +407,10 @@ class Runner:
         rejected = int(counts.get("rejected", 0))
         signum = self._stop.signum or 2
         exit_code = {"completed": 3 if rejected else 0, "interrupted": 128 + signum}.get(status, 1)
+        if status == "completed" and any(
+            v.get("missing") or v.get("changed") for v in counts.get("verify", {}).values()
+        ):
+            exit_code = 5
         stages = [s for s, _ in self.parts.sources] + self.plan.role("batch") + self.plan.role("store")
         summary = RunSummary(
             recipe=self.doc.display,

@@ -94,6 +94,8 @@ class RunSummary:
             "duplicates": self.duplicates(),
             #: why signing and sync did not happen (publish.on_rejects), when they did not
             "publish_skipped": (self.counts.get("publish") or {}).get("reason"),
+            #: run.verify's reconciliation of each target: expected and held counts, what was read back
+            "verify": self.counts.get("verify") or {},
             "targets": self.targets,
             "exit_code": self.exit_code,
         }

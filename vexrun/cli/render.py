@@ -75,9 +75,29 @@ def run_table(summary: Any) -> list[str]:
     if summary.rejects:
         tail += f"; {summary.rejects:,} rejected records in {summary.rejects_file}"
     out.append(tail)
+    out.extend(verify_lines(summary.counts.get("verify") or {}))
     skipped = (summary.counts.get("publish") or {}).get("reason")
     if skipped:
         out.append(skipped)
+    return out
+
+
+def verify_lines(figures: dict[str, Any]) -> list[str]:
+    """One line per target reconciled after the run (``run.verify``)."""
+    out = []
+    for title, f in figures.items():
+        if not f.get("verified"):
+            continue  # a target that cannot be read back (in --json: verified false, and why)
+        expected = sum(f.get("expected", {}).values())
+        held = f.get("held", {}).get("", 0)
+        read = f", {f.get('checked', 0):,} read back" if f.get("checked") else ""
+        bad = [f"{f[k]:,} {k}" for k in ("missing", "changed") if f.get(k)]
+        verdict = "DIFFERS: " + ", ".join(bad) if bad else "ok"
+        out.append(f"verify {title} ({f['mode']}): wrote {expected:,}, target holds {held:,}{read}: {verdict}")
+        if f.get("missing_ids"):
+            out.append(f"  first missing: {', '.join(map(repr, f['missing_ids']))}")
+        if f.get("changed_ids"):
+            out.append("  first changed: " + ", ".join(f"{c['id']!r} ({c['reason']})" for c in f["changed_ids"]))
     return out
 
 

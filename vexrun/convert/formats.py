@@ -33,7 +33,7 @@ def count_tokens(texts: list[str]) -> tuple[int, bool]:
     global _encoder
     if _encoder is None:
         try:
-            import tiktoken  # type: ignore[import-not-found]
+            import tiktoken  # type: ignore[import-not-found, unused-ignore]
 
             _encoder = tiktoken.get_encoding("o200k_base")
         except Exception:  # noqa: BLE001 - not installed, or its encoding not cached (it downloads it)

@@ -48,6 +48,18 @@ class RunSettings(Strict):
         default="local",
         description="What runs the plan's stages: 'local' (this process, batch after batch).",
     )
+    verify: Literal["sample", "count", "full", "off"] = Field(
+        default="sample",
+        description="After the run, check that each target holds what was written: 'count' compares the number "
+        "of records per namespace, 'sample' also reads back a seeded sample and compares it (text, vector, "
+        "metadata), 'full' reads back every record, 'off' skips the check. A difference exits 5.",
+    )
+    verify_sample: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000_000,
+        description="Records read back by run.verify: sample (or 1% of the records written, whichever is more).",
+    )
 
 
 class PublishSettings(Strict):

@@ -35,7 +35,7 @@ import base64
 import os
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -147,6 +147,10 @@ class MemorySinkConfig(PluginConfig):
         default=None, description="Also keep the store in this JSON file (relative to the recipe), for subprocesses."
     )
     faults: list[MemoryFault] = Field(default_factory=list, description="Faults to inject.")
+    lose: list[str] = Field(
+        default_factory=list,
+        description="Ids this store acknowledges but silently does not keep (a lossy store, to test run.verify).",
+    )
 
 
 @dataclass
@@ -322,7 +326,10 @@ class MemorySink(Sink):
 
     def write(self, batch: Batch) -> WriteResult:
         def work() -> WriteResult:
+            lost = set(self.cfg.lose)
             for i, rec in enumerate(batch.records):
+                if rec.id in lost:
+                    continue
                 vec = batch.vector(i)
                 self.store.records[rec.id] = (
                     rec,
@@ -351,3 +358,34 @@ class MemorySink(Sink):
 
     def check(self) -> str:
         return f"{self.identity()}: an in-memory test store, {len(self.store.records):,} records"
+
+    # -- reading back -------------------------------------------------------------------------------------
+    def connect(self) -> None:
+        self.store = self._attach()
+
+    def fetch(self, ids: Sequence[str], namespace: str | None = None) -> Batch:
+        with _LOCK:
+            found = [self.store.records[i] for i in ids if i in self.store.records]
+        found = [(r, v) for r, v in found if namespace is None or r.namespace == namespace]
+        dims = self.store.dims or 0
+        vectors = np.zeros((len(found), dims), dtype=np.float32)
+        has = np.zeros(len(found), dtype=bool)
+        for row, (_, v) in enumerate(found):
+            if v is not None and dims:
+                vectors[row] = np.frombuffer(v, dtype=np.float32)
+                has[row] = True
+        return Batch(records=[r for r, _ in found], vectors=vectors if dims else None, has_vector=has)
+
+    def delete(self, ids: Sequence[str], namespace: str | None = None) -> int:
+        with _LOCK:
+            gone = [self.store.records.pop(i, None) for i in ids]
+            self._persist()
+        return sum(g is not None for g in gone)
+
+    def namespaces(self) -> list[str]:
+        return sorted({r.namespace for r, _ in self.store.records.values() if r.namespace})
+
+    def count(self, namespace: str | None = None) -> int:
+        if namespace is None:
+            return len(self.store.records)
+        return sum(r.namespace == namespace for r, _ in self.store.records.values())

@@ -276,11 +276,11 @@ class VmigSink(Sink):
         self.lock: OutputLock | None = None
         self.data: AppendFile | None = None
         self.edges: AppendFile | None = None
-        self.count = 0
+        self.lines_written = 0
         self.edge_count = 0
         self.dims: Counter[int] = Counter()
         self.models: Counter[str] = Counter()
-        self.namespaces: Counter[str] = Counter()
+        self.ns_counts: Counter[str] = Counter()
         self.stores: Counter[str] = Counter()
         #: every id written (hash → line), and the lines replaced by a later write of their id
         self.index = IdIndex()
@@ -328,11 +328,11 @@ class VmigSink(Sink):
                 # killed while publishing, after the edges were moved into place: take them back
                 os.replace(published, self.edges_partial)
         self.edges = AppendFile(self.edges_partial, state.get("edge_bytes"))
-        self.count = int(state.get("count", 0))
+        self.lines_written = int(state.get("count", 0))
         self.edge_count = int(state.get("edges", 0))
         self.dims = Counter({int(k): v for k, v in state.get("dims", {}).items()})
         self.models = Counter(state.get("models", {}))
-        self.namespaces = Counter(state.get("namespaces", {}))
+        self.ns_counts = Counter(state.get("namespaces", {}))
         self.stores = Counter(state.get("stores", {}))
         if not self.done and self.data.size:
             self._rebuild_index()
@@ -345,7 +345,7 @@ class VmigSink(Sink):
             ids = [_id_key(x) for x in _lines(blob)]
             self._remember(id_hashes(ids), line)
             line += len(ids)
-        self.count = line
+        self.lines_written = line
 
     def _remember(self, hashes: np.ndarray, first_line: int) -> int:
         """Index the ids of lines ``first_line…``; returns how many replaced an earlier line."""
@@ -369,10 +369,10 @@ class VmigSink(Sink):
         else:
             lines = [encode_record(rec, vectors[i] if mask[i] else None) for i, rec in enumerate(records)]
             self.dims[int(vectors.shape[1])] += int(mask.sum())
-        duplicates = self._remember(_hash_ids([rec.id for rec in records]), self.count)
-        self.count += len(records)
+        duplicates = self._remember(_hash_ids([rec.id for rec in records]), self.lines_written)
+        self.lines_written += len(records)
         self.models.update(r.model for r in records if r.model)
-        self.namespaces.update(r.namespace for r in records if r.namespace)
+        self.ns_counts.update(r.namespace for r in records if r.namespace)
         self.stores.update(r.source_store for r in records if r.source_store)
         blob = b"".join(lines)
         if self.compress:
@@ -399,11 +399,11 @@ class VmigSink(Sink):
         return {
             "bytes": self.data.size,
             "edge_bytes": self.edges.size,
-            "count": self.count,
+            "count": self.lines_written,
             "edges": self.edge_count,
             "dims": {str(k): v for k, v in self.dims.items()},
             "models": dict(self.models),
-            "namespaces": dict(self.namespaces),
+            "namespaces": dict(self.ns_counts),
             "stores": dict(self.stores),
         }
 
@@ -420,7 +420,7 @@ class VmigSink(Sink):
             return
         os.replace(self.partial, self.path)
         self._publish_edges()
-        self._write_meta(self.count, self.data.size, self.data.hasher.hexdigest())
+        self._write_meta(self.lines_written, self.data.size, self.data.hasher.hexdigest())
 
     def _publish_edges(self) -> None:
         assert self.edges is not None
@@ -439,7 +439,7 @@ class VmigSink(Sink):
                 "record_count": count,
                 "dims": sorted(self.dims),
                 "models": sorted(self.models),
-                "namespaces": sorted(self.namespaces),
+                "namespaces": sorted(self.ns_counts),
                 "bytes": size,
                 "checksum": "blake3:" + checksum,
                 **({"edge_count": self.edge_count} if self.edge_count else {}),
@@ -468,7 +468,7 @@ class VmigSink(Sink):
         finally:
             tmp.unlink(missing_ok=True)
         self._publish_edges()
-        self._write_meta(self.count - len(replaced), size, checksum)
+        self._write_meta(self.lines_written - len(replaced), size, checksum)
         self.partial.unlink(missing_ok=True)
 
     def _copy_without(self, replaced: np.ndarray, by: np.ndarray, tmp: Path) -> tuple[np.ndarray, int, str]:

@@ -1,0 +1,200 @@
+"""Every migration proves itself: run.verify after a run (exit 5 on a difference) and `vexrun compare`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import vx
+from vexrun.testing import memory
+from vexrun.verify.diff import differs
+from vexrun.verify.ledger import Ledger, keep_fraction, sample_size
+from vexrun.vmig import Record, VmigWriter
+from vexrun.vmig.batch import Batch
+
+N = 600
+
+
+def _write(path: Path, n: int = N, *, drop: set[str] = frozenset(), change: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    rng = np.random.default_rng(7)
+    vecs = rng.standard_normal((n, 16)).astype(np.float32)
+    with VmigWriter(path) as w:
+        for i in range(n):
+            rid = f"mem-{i:04d}"
+            if rid in drop:
+                continue
+            text = f"memory {i}" + (" (edited)" if rid in change else "")
+            meta: dict[str, Any] = {"i": i, "tags": [f"t{i % 3}"], "w": i / 7}
+            w.write(Record(id=rid, text=text, model="m16", namespace=("alpha", "beta")[i % 2], metadata=meta), vecs[i])
+
+
+def _recipe(tmp: Path, target: dict[str, Any], **run: Any) -> Path:
+    path = tmp / "r.yaml"
+    doc = {
+        "version": 1,
+        "source": {"type": "vmig", "path": "in.vmig.jsonl"},
+        "target": target,
+        "run": {"batch_size": 100, **run},
+    }
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_differs_rules() -> None:
+    rec = Record(id="a", text="t", namespace="n", metadata={"k": [1, 2]})
+    vec = np.array([3.0, 4.0], dtype=np.float32)
+    assert differs((rec, vec), (rec, vec.copy())) is None
+    assert differs((rec, vec), (Record(id="a", text="u", namespace="n", metadata={"k": [1, 2]}), vec)) == "text differs"
+    other_meta = Record(id="a", text="t", namespace="n", metadata={"k": [1]})
+    assert differs((rec, vec), (other_meta, vec)) == "metadata differs (k)"
+    assert differs((rec, vec), (Record(id="a", text="t", namespace="m", metadata={"k": [1, 2]}), vec)).startswith(
+        "namespace"
+    )
+    assert differs((rec, vec), (rec, vec + 1e-3)) == "vector differs"
+    assert differs((rec, vec), (rec, None)) == "vector missing"
+    # a store that normalises: equal after normalising, not before
+    assert differs((rec, vec), (rec, vec / 5), normalized=True) is None
+    assert differs((rec, vec), (rec, vec / 5)) == "vector differs"
+
+
+def test_ledger_sample_is_seeded_and_survives_resume(tmp_path: Path) -> None:
+    recs = [Record(id=f"r{i}", text=str(i), namespace="n" if i % 2 else None) for i in range(5000)]
+    vecs = np.ones((5000, 4), dtype=np.float32)
+    batch = Batch(records=recs, vectors=vecs, has_vector=np.ones(5000, dtype=bool))
+    assert keep_fraction("sample", 1000, 5000) == 0.4
+    assert keep_fraction("full", 1000, 5000) == 1.0 and keep_fraction("count", 1000, None) == 0.0
+    assert sample_size(1000, 500_000) == 5000 and sample_size(1000, 300) == 300
+    a = Ledger(tmp_path / "a.sqlite", run_id=1, keep=0.4, resume_batches=None)
+    a.add("t", 1, batch, {"r1"})
+    assert a.counts("t") == {"": 2500, "n": 2499}
+    first = [r.id for r, _ in a.sample("t", 50)]
+    b = Ledger(tmp_path / "b.sqlite", run_id=1, keep=0.4, resume_batches=None)
+    b.add("t", 1, Batch(records=recs[::-1], vectors=vecs, has_vector=np.ones(5000, dtype=bool)))
+    assert [r.id for r, _ in b.sample("t", 50)][:10] == [i for i in first if i != "r1"][:10]
+    a.add("t", 2, Batch(records=[Record(id="late", text="x")], vectors=np.ones((1, 4), np.float32)))
+    a.close()
+    # resumed at batch 1: the rows of the batch the checkpoint never committed are gone
+    resumed = Ledger(tmp_path / "a.sqlite", run_id=1, keep=0.9, resume_batches=1)
+    assert resumed.keep == 0.4 and sum(resumed.counts("t").values()) == 4999
+    resumed.close()
+    # a new run starts empty
+    again = Ledger(tmp_path / "a.sqlite", run_id=2, keep=0.4, resume_batches=None)
+    assert again.counts("t") == {}
+    again.close()
+    b.close()
+
+
+@pytest.mark.parametrize("mode", ["sample", "count", "full"])
+def test_run_verifies_its_target(tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: str) -> None:
+    _write(tmp_path / "in.vmig.jsonl")
+    name = f"verify-ok-{mode}"
+    memory.reset(name)
+    recipe = _recipe(tmp_path, {"type": "memory", "name": name}, verify=mode)
+    code, out, _ = vx(capsys, "run", str(recipe), "--json", "--progress", "none")
+    assert code == 0, out
+    fig = json.loads(out)["verify"]["target (memory)"]
+    assert fig["verified"] and fig["mode"] == mode
+    assert fig["expected"] == {"alpha": N // 2, "beta": N // 2}
+    assert fig["held"] == {"alpha": N // 2, "beta": N // 2, "": N}
+    assert fig["missing"] == fig["changed"] == 0
+    assert fig["checked"] == {"sample": N, "count": 0, "full": N}[mode]  # sample: 1,000 > 600 records: all
+
+
+@pytest.mark.parametrize("mode", ["sample", "count", "full"])
+def test_a_lossy_target_fails_the_run_with_exit_5(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: str
+) -> None:
+    _write(tmp_path / "in.vmig.jsonl")
+    name = f"verify-lossy-{mode}"
+    memory.reset(name)
+    lost = ["mem-0003", "mem-0250", "mem-0598"]
+    recipe = _recipe(tmp_path, {"type": "memory", "name": name, "lose": lost}, verify=mode)
+    code, out, err = vx(capsys, "run", str(recipe), "--progress", "none")
+    assert code == 5, out + err
+    assert "verify target (memory) (" in out and "DIFFERS: 3 missing" in out
+    named = out.split("first missing: ")[1].splitlines()[0]
+    assert sorted(named.split(", ")) == ["'mem-0003'", "'mem-0250'", "'mem-0598'"]  # named in every mode
+    code, out, _ = vx(capsys, "run", str(recipe), "--json", "--progress", "none")
+    fig = json.loads(out)["verify"]["target (memory)"]
+    assert code == 5 and sorted(fig["missing_ids"]) == lost and fig["namespaces"]["alpha"]["missing"] == 2
+
+
+def test_verify_off_and_unverifiable_targets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _write(tmp_path / "in.vmig.jsonl")
+    memory.reset("verify-off")
+    recipe = _recipe(tmp_path, {"type": "memory", "name": "verify-off", "lose": ["mem-0001"]}, verify="off")
+    code, out, _ = vx(capsys, "run", str(recipe), "--json", "--progress", "none")
+    assert code == 0 and json.loads(out)["verify"] == {}
+    assert not (tmp_path / ".vexrun").exists() or not list((tmp_path / ".vexrun").rglob("ledger.sqlite"))
+
+
+def test_compare_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    os.chdir(tmp_path)
+    _write(tmp_path / "a.vmig.jsonl")
+    _write(tmp_path / "b.vmig.jsonl", drop={"mem-0003", "mem-0050", "mem-0077"}, change={"mem-0009"})
+    code, out, _ = vx(
+        capsys, "compare", "--from", "vmig", "-f", "path=a.vmig.jsonl", "--to", "vmig", "-t", "path=a.vmig.jsonl"
+    )
+    assert code == 0 and out.strip().endswith("equal")
+    code, out, _ = vx(
+        capsys, "compare", "--from", "vmig", "-f", "path=a.vmig.jsonl", "--to", "vmig", "-t", "path=b.vmig.jsonl"
+    )
+    assert code == 5
+    assert "3 missing [alpha: 1, beta: 2]: 'mem-0003', 'mem-0050', 'mem-0077'" in out
+    assert "1 changed: 'mem-0009' (text differs)" in out
+    code, out, _ = vx(
+        capsys,
+        "compare",
+        "--from",
+        "vmig",
+        "-f",
+        "path=b.vmig.jsonl",
+        "--to",
+        "vmig",
+        "-t",
+        "path=a.vmig.jsonl",
+        "--json",
+    )
+    doc = json.loads(out)
+    assert code == 5 and doc["extra_ids"] == ["mem-0003", "mem-0050", "mem-0077"] and doc["missing"] == 0
+    assert doc["source_records"] == N - 3 and doc["target_records"] == N and doc["identical"] is False
+    assert not (tmp_path / ".vexrun").exists()  # compare writes nothing
+
+
+def test_compare_store_by_fetch_and_rerun_rewrites_lost_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Records deleted from a target after a migration: compare exits 5 naming them; the next run of the same
+    recipe writes them again and exits 0."""
+    os.chdir(tmp_path)
+    _write(tmp_path / "in.vmig.jsonl")
+    store = tmp_path / "store.json"
+    recipe = _recipe(tmp_path, {"type": "memory", "name": "cmp", "path": "store.json"})
+    memory.reset("cmp")
+    assert vx(capsys, "run", str(recipe), "--progress", "none")[0] == 0
+    side = ["--from", "vmig", "-f", "path=in.vmig.jsonl", "--to", "memory", "-t", "name=cmp", "-t", f"path={store}"]
+    assert vx(capsys, "compare", *side)[0] == 0
+    # a store-side loss: deleted behind vexrun's back
+    from vexrun.registry import resolve
+
+    spec = resolve("sink", "memory")
+    sink = spec.implementation()(spec.config_model()(name="cmp", path=str(store)), _ctx(tmp_path))
+    sink.connect()
+    assert sink.delete(["mem-0010", "mem-0011", "mem-0400"]) == 3
+    code, out, _ = vx(capsys, "compare", *side)
+    assert code == 5 and "3 missing [alpha: 2, beta: 1]: 'mem-0010', 'mem-0011', 'mem-0400'" in out
+    code, out, _ = vx(capsys, "run", str(recipe), "--progress", "none")
+    assert code == 0, out
+    assert vx(capsys, "compare", *side)[0] == 0
+
+
+def _ctx(tmp: Path) -> Any:
+    from vexrun.connectors.base import RunContext
+
+    return RunContext(state_dir=tmp / "state", recipe_dir=tmp)

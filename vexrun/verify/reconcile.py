@@ -1,0 +1,117 @@
+"""After a run: does each target hold what the run wrote? (``run.verify: sample|count|full|off``)
+
+- ``count``: per namespace, the distinct ids the run wrote against what the target now holds there (a target
+  may hold more: records of other runs are not the run's business, and are reported, not refused);
+- ``sample`` (the default): the counts, then a seeded sample of ``run.verify_sample`` records or 1% (whichever
+  is more) read back by id and compared with what was written (:func:`vexrun.verify.diff.differs`);
+- ``full``: the counts and every record read back and compared.
+
+When a namespace holds fewer records than the run wrote there, the run's ids of that namespace are looked up to
+name the missing ones, whatever the mode. A target whose connector cannot read back (a file of another format,
+a store without ``fetch``/``count``) is reported as not verified, which is not an error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .diff import Diff, read_back
+from .ledger import Ledger, sample_size
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..connectors.base import Capabilities, Sink
+    from ..vmig.model import Record
+
+__all__ = ["Reconciled", "reconcile"]
+
+_CHUNK = 1000
+
+
+@dataclass
+class Reconciled:
+    target: str
+    mode: str
+    verified: bool = True
+    note: str | None = None
+    expected: dict[str, int] = field(default_factory=dict)
+    held: dict[str, int] = field(default_factory=dict)
+    diff: Diff = field(default_factory=Diff)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.diff.ok
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"mode": self.mode, "verified": self.verified, "seconds": round(self.seconds, 3)}
+        if self.note:
+            doc["note"] = self.note
+        if self.verified:
+            doc.update(expected=self.expected, held=self.held, **self.diff.to_json())
+        return doc
+
+    def headline(self) -> str:
+        if not self.verified:
+            return f"{self.target}: not verified ({self.note})"
+        total = sum(self.expected.values())
+        if self.ok:
+            sampled = f", {self.diff.checked:,} read back and equal" if self.diff.checked else ""
+            return f"{self.target}: verified ({self.mode}): holds all {total:,} records{sampled}"
+        return f"{self.target}: verification ({self.mode}) FAILED: " + "; ".join(self.diff.lines())
+
+
+def _check(sink: Sink, caps: Capabilities | None, items: list[tuple[Record, np.ndarray | None]], diff: Diff) -> None:
+    normalized = caps is not None and caps.vectors == "normalized"
+    for start in range(0, len(items), _CHUNK):
+        part = items[start : start + _CHUNK]
+        got = {rec.id: (rec, vec) for rec, vec in read_back(sink, caps, [rec.id for rec, _ in part])}
+        for item in part:
+            diff.check(item, got.get(item[0].id), normalized=normalized)
+
+
+def _name_missing(
+    sink: Sink, caps: Capabilities | None, chunks: Iterable[list[tuple[str, str]]], diff: Diff, seen: set[str]
+) -> None:
+    for rows in chunks:
+        found = {rec.id for rec in read_back(sink, caps, [rid for rid, _ in rows]).records}
+        for rid, ns in rows:
+            if rid not in found and rid not in seen:
+                diff.add_missing(rid, ns or None)
+                seen.add(rid)
+
+
+def reconcile(sink: Sink, caps: Capabilities | None, title: str, ledger: Ledger, mode: str, sample: int) -> Reconciled:
+    """Check one target against what the ledger says the run wrote to it."""
+    t0 = time.perf_counter()
+    out = Reconciled(target=title, mode=mode, expected=ledger.counts(title))
+    try:
+        total_held = sink.count(None)
+        out.held = {ns: sink.count(ns) for ns in out.expected if ns}
+    except NotImplementedError as exc:
+        out.verified, out.note = False, str(exc)
+        return out
+    out.held[""] = total_held
+    total = sum(out.expected.values())
+    short = [ns for ns, n in out.expected.items() if ns and out.held.get(ns, 0) < n]
+    diff = out.diff
+    try:
+        if mode == "sample":
+            _check(sink, caps, ledger.sample(title, sample_size(sample, total)), diff)
+        elif mode == "full":
+            for items in ledger.kept(title):
+                _check(sink, caps, items, diff)
+        seen = set(diff.missing_ids)
+        if short:
+            for ns in short:
+                _name_missing(sink, caps, ledger.ids(title, ns), diff, seen)
+        elif total_held < total:
+            _name_missing(sink, caps, ledger.ids(title), diff, seen)
+    except NotImplementedError as exc:
+        out.verified, out.note = False, str(exc)
+    out.seconds = time.perf_counter() - t0
+    return out
