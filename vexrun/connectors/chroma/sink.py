@@ -10,6 +10,7 @@ the record given, as an upsert should.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 from ...errors import InvalidInput
 from ...vmig.batch import Batch
 from ..base import Hit, RunContext, Sink, WriteResult
+from . import readback
 from .client import _SPACES, Store, record_metadata, rows_to_batch
 from .config import ChromaSinkConfig
 
@@ -192,12 +194,37 @@ class ChromaSink(Sink):
             self.pool = None
         self.store.close()
 
+    # -- reading back (see .readback) ----------------------------------------------------------------
+    def _reading(self) -> None:
+        """Open the collection for reading unless the run (or :meth:`connect`) already has it open."""
+        if self.store.client is None:
+            self.connect()
+        if self.store.collection is None and self.store.get_collection() is None:
+            raise InvalidInput(f"chroma collection '{self.cfg.collection}' at {self.store.where} does not exist")
+
+    def fetch(self, ids: Sequence[str], namespace: str | None = None) -> Batch:
+        self._reading()
+        return readback.fetch(self.store, self.cfg, ids, namespace, self.limit)
+
+    def delete(self, ids: Sequence[str], namespace: str | None = None) -> int:
+        self._reading()
+        return readback.delete(self.store, ids, namespace, self.limit)
+
+    def namespaces(self) -> list[str]:
+        self._reading()
+        return readback.namespaces(self.store, self.cfg)
+
+    def count(self, namespace: str | None = None) -> int:
+        self._reading()
+        return readback.count(self.store, namespace)
+
     # -- search ------------------------------------------------------------------------------------
     def connect(self) -> None:
         self.store.open(create_dir=False)
         if self.store.get_collection() is None:
             raise InvalidInput(f"chroma collection '{self.cfg.collection}' at {self.store.where} does not exist")
         self.space = self.store.metric() or "l2"
+        self.limit = min(self.store.max_batch(), 5000)
 
     def search(self, vector: Any, text: str, k: int, namespace: str | None = None) -> list[Any]:
         from ..encoding import from_store

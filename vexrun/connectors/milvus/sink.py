@@ -3,6 +3,7 @@ vector index built once the load is done."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -13,6 +14,7 @@ from ...errors import InvalidInput, UsageError
 from ...vmig.batch import Batch
 from ..base import Hit, RunContext, Sink, WriteResult
 from ..encoding import ORIGINAL_ID
+from . import readback
 from .codec import decode_row, encode_row, row_bytes
 from .common import (
     ID,
@@ -91,6 +93,8 @@ class MilvusSink(Sink):
         self.metric: str | None = None
         self.model: str | None = None
         self.records = 0
+        #: the collection is loaded, so reads (search, read-back) can be answered
+        self.readable = False
 
     def identity(self) -> str:
         where = self.store.where if self.store is not None else self.cfg.uri
@@ -103,6 +107,7 @@ class MilvusSink(Sink):
 
     def open(self, state: dict[str, Any] | None) -> None:
         self.store = open_store(self.cfg, self.ctx)
+        self.readable = False
         self.fresh = state is None
         self.records = int((state or {}).get("records", 0))
         if self.store.local is None and self.cfg.concurrency > 1:
@@ -116,6 +121,7 @@ class MilvusSink(Sink):
         if metric not in METRICS:
             raise InvalidInput(f"milvus: unknown metric {metric!r} (choose from {', '.join(METRICS)})")
         self.metric, self.model = metric, model
+        self.readable = False
         if self.cfg.replace and self.fresh and store.exists():
             store.call("dropping the collection", store.client.drop_collection, store.collection)
         self.fresh = False  # a second prepare() of the same run must not drop it again
@@ -270,19 +276,25 @@ class MilvusSink(Sink):
         if not store.exists():
             return
         store.call("flushing", store.client.flush, store.collection)
-        if store.index_metric() is None:
-            if self.cfg.index_type.lower() == "none":
-                return
-            metric = self.metric or self.cfg.metric or "cosine"
-            params = store.client.prepare_index_params()
-            params.add_index(
-                field_name=VECTOR,
-                index_type=self.cfg.index_type,
-                metric_type=METRICS[metric],
-                params={**INDEX_DEFAULTS.get(self.cfg.index_type.upper(), {}), **self.cfg.index_params},
-            )
-            store.call("building the vector index", store.client.create_index, store.collection, params)
+        if store.index_metric() is None and not self._build_index():
+            return
         store.call("loading the collection", store.client.load_collection, store.collection)
+
+    def _build_index(self) -> bool:
+        """Create the vector index the recipe asks for; False when it asks for none."""
+        store = self._db()
+        if self.cfg.index_type.lower() == "none":
+            return False
+        metric = self.metric or self.cfg.metric or "cosine"
+        params = store.client.prepare_index_params()
+        params.add_index(
+            field_name=VECTOR,
+            index_type=self.cfg.index_type,
+            metric_type=METRICS[metric],
+            params={**INDEX_DEFAULTS.get(self.cfg.index_type.upper(), {}), **self.cfg.index_params},
+        )
+        store.call("building the vector index", store.client.create_index, store.collection, params)
+        return True
 
     def check(self) -> str:
         self.store = store = open_store(self.cfg, self.ctx)
@@ -301,6 +313,40 @@ class MilvusSink(Sink):
         if self.store is not None:
             self.store.close()
             self.store = None
+        self.readable = False
+
+    # -- reading back (see .readback) -------------------------------------------------------------------
+
+    def _reading(self) -> Store:
+        """The store, its collection loaded (Milvus reads only loaded collections). A run still writing has
+        no vector index yet: the sink builds the one :meth:`finalize` would, so the collection can load."""
+        if self.store is None:
+            self.connect()
+        store = self._db()
+        if not self.readable:
+            if not store.exists():
+                raise InvalidInput(f"{store.where}: no collection '{store.collection}'")
+            if not store.loaded():
+                if store.index_metric() is None and not self._build_index():
+                    raise InvalidInput(
+                        f"{store.where}: collection '{store.collection}' has no vector index (index_type: none), "
+                        "so Milvus cannot load it for reading"
+                    )
+                store.call("loading the collection", store.client.load_collection, store.collection)
+            self.readable = True
+        return store
+
+    def fetch(self, ids: Sequence[str], namespace: str | None = None) -> Batch:
+        return readback.fetch(self._reading(), ids, namespace)
+
+    def delete(self, ids: Sequence[str], namespace: str | None = None) -> int:
+        return readback.delete(self._reading(), ids, namespace)
+
+    def namespaces(self) -> list[str]:
+        return readback.namespaces(self._reading())
+
+    def count(self, namespace: str | None = None) -> int:
+        return readback.count(self._reading(), namespace)
 
     # -- search ------------------------------------------------------------------------------------------
 
@@ -315,6 +361,7 @@ class MilvusSink(Sink):
                     hint="finish the import that writes it (the index is built when the run completes)",
                 )
             store.call("loading the collection", store.client.load_collection, store.collection)
+        self.readable = True
 
     def search(self, vector: Any, text: str, k: int, namespace: str | None = None) -> list[Any]:
         if vector is None:

@@ -8,7 +8,7 @@ UPDATE … WHERE`` something changed. Each batch is one transaction. Indexes are
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from ..base import Edge, Hit, RunContext, Sink, WriteResult
 from .codec import COLUMNS, COPY_HEADER, COPY_TRAILER, Encoder
 from .config import PgvectorSinkConfig
 from .conn import Endpoint, map_error
+from .readback import TableReader
 from .search import search_table
 from .table import HNSW_MAX_DIMS, OPS, TableInfo, create_sql, ident, index_name, inspect, qualified, upsert_sql
 
@@ -53,6 +54,7 @@ class PgvectorSink(Sink):
         self.records = 0
         self.reader: psycopg.Connection[Any] | None = None
         self.encoder = Encoder(None, config.namespace)
+        self.readback: TableReader | None = None
 
     # -- naming -------------------------------------------------------------------------------------
     def identity(self) -> str:
@@ -350,6 +352,35 @@ class PgvectorSink(Sink):
             self.connect()
         assert self.reader is not None
         return search_table(self.reader, self.cfg.db_schema, self.cfg.table, self.where, vector, k, namespace)
+
+    # -- reading back (see .readback) ----------------------------------------------------------------
+    def _reading(self) -> tuple[TableReader, psycopg.Connection[Any]]:
+        """The read-back statements, and the run's connection when the sink is open (its writes are
+        committed), else :meth:`connect`'s."""
+        if self.readback is None:
+            self.readback = TableReader(self.cfg.db_schema, self.cfg.table, self.where)
+        if self.conn is not None:
+            return self.readback, self.conn
+        if self.reader is None:
+            self.connect()
+        assert self.reader is not None
+        return self.readback, self.reader
+
+    def fetch(self, ids: Sequence[str], namespace: str | None = None) -> Batch:
+        reader, conn = self._reading()
+        return reader.fetch(conn, ids, namespace)
+
+    def delete(self, ids: Sequence[str], namespace: str | None = None) -> int:
+        reader, conn = self._reading()
+        return reader.delete(conn, ids, namespace)
+
+    def namespaces(self) -> list[str]:
+        reader, conn = self._reading()
+        return reader.namespaces(conn)
+
+    def count(self, namespace: str | None = None) -> int:
+        reader, conn = self._reading()
+        return reader.count(conn, namespace)
 
     def close(self) -> None:
         for conn in (self.conn, self.reader):

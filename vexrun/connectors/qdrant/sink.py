@@ -4,6 +4,7 @@ server a few requests in flight at once, in local mode one at a time."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import numpy as np
 from ...errors import ConnectError, InvalidInput
 from ...vmig.batch import Batch
 from ..base import Hit, RunContext, Sink, WriteResult
+from . import readback
 from .client import Store, point_id, points_to_batch, record_payload
 from .config import QdrantSinkConfig
 
@@ -213,6 +215,30 @@ class QdrantSink(Sink):
             self.pool.shutdown(wait=True)
             self.pool = None
         self.store.close()
+
+    # -- reading back (see .readback) ----------------------------------------------------------------
+    def _reading(self) -> None:
+        """Open the collection for reading unless the run (or :meth:`connect`) already has it open."""
+        if self.store.client is None:
+            self.connect()
+
+    def fetch(self, ids: Sequence[str], namespace: str | None = None) -> Batch:
+        self._reading()
+        return readback.fetch(self.store, self.cfg, ids, namespace)
+
+    def delete(self, ids: Sequence[str], namespace: str | None = None) -> int:
+        self._reading()
+        deleted = readback.delete(self.store, self.cfg, ids, namespace)
+        self._sync_local()
+        return deleted
+
+    def namespaces(self) -> list[str]:
+        self._reading()
+        return readback.namespaces(self.store, self.cfg)
+
+    def count(self, namespace: str | None = None) -> int:
+        self._reading()
+        return readback.count(self.store, namespace)
 
     # -- search ------------------------------------------------------------------------------------
     def connect(self) -> None:

@@ -13,7 +13,8 @@
   memory stays flat whatever the store size.
 - ``mode="hybrid"`` (default): reciprocal rank fusion (k=60) of both lists; each hit shows both scores.
 
-:class:`LocalStore` keeps the store and the query embedder open across searches.
+:class:`LocalStore` keeps the store and the query embedder open across searches; with ``cache`` it holds the
+vectors in memory (see :mod:`.vectors`).
 """
 
 from __future__ import annotations
@@ -28,15 +29,28 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 from ...errors import InvalidInput, UsageError, VexrunError
+from ...providers.embed.spec import load_embedder
 from ..base import Hit
 from .schema import loads, open_store, read_meta
+from .vectors import VectorCache
 
 if TYPE_CHECKING:
     import os
 
     from ...providers.base import Embedder
 
-__all__ = ["MODES", "RRF_K", "Hit", "LocalStore", "Mode", "StoreInfo", "fts_query", "search", "store_info"]
+__all__ = [
+    "MODES",
+    "RRF_K",
+    "Hit",
+    "LocalStore",
+    "Mode",
+    "StoreInfo",
+    "fts_query",
+    "load_embedder",
+    "search",
+    "store_info",
+]
 
 Mode = Literal["hybrid", "bm25", "vector"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -106,7 +120,13 @@ class LocalStore:
     :class:`~vexrun.providers.base.Embedder` (used as is, not closed), a spec dict ``{"type": ..., ...}``
     or a plugin name. Use as a context manager, or call :meth:`close`."""
 
-    def __init__(self, path: str | os.PathLike[str], *, embedder: Embedder | Mapping[str, Any] | str | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        embedder: Embedder | Mapping[str, Any] | str | None = None,
+        cache: bool | None = False,
+    ):
         self.path = Path(path)
         self.conn, _ = open_store(self.path, write=False)
         try:
@@ -115,6 +135,11 @@ class LocalStore:
             self.conn.close()
             raise InvalidInput(f"{self.path}: cannot read the store ({exc})") from None
         self._embedder_arg = embedder
+        #: hold the vectors in memory (see :mod:`.vectors`): True; False (scan in chunks: memory stays flat); or
+        #: None: from the second vector search on (a store searched again and again, such as an agent's)
+        self.cache = cache
+        self._vectors: VectorCache | None = None
+        self._vector_searches = 0
         self._embedder: Embedder | None = None
         self._owns_embedder = False
 
@@ -162,16 +187,27 @@ class LocalStore:
 
     # -- search ----------------------------------------------------------------------------------------
 
-    def search(self, query: str, *, k: int = 10, mode: str = "hybrid", namespace: str | None = None) -> list[Hit]:
-        """The ``k`` best records for ``query``. Raises UsageError for a bad argument and InvalidInput when
-        the store (or namespace) is empty, holds no vectors for ``mode="vector"``, or its embedder cannot
-        be loaded (the message suggests ``--mode bm25``)."""
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: str = "hybrid",
+        namespace: str | None = None,
+        vector: np.ndarray | None = None,
+    ) -> list[Hit]:
+        """The ``k`` best records for ``query``. ``vector``: the query's embedding, made by the caller (then the
+        store's embedder is not loaded); with a vector and an empty ``query`` the search is by vector alone.
+        Raises UsageError for a bad argument and InvalidInput when the store (or namespace) is empty, holds no
+        vectors for ``mode="vector"``, or its embedder cannot be loaded (the message suggests ``--mode bm25``)."""
         if mode not in MODES:
             raise UsageError(f"unknown search mode {mode!r} (choose from {', '.join(MODES)})")
         if k < 1:
             raise UsageError(f"k must be at least 1, got {k}")
         if not query.strip():
-            raise UsageError("the query is empty")
+            if vector is None or mode == "bm25":
+                raise UsageError("the query is empty")
+            mode = "vector"
         self._check_not_empty(namespace)
         if mode != "bm25" and not self._has_vectors(namespace):
             if mode == "vector":
@@ -180,7 +216,7 @@ class LocalStore:
         if mode == "bm25":
             bm = self._bm25(query, k, namespace)
             return self._hits([_Ranked(seq, b, bm25=b, bm25_rank=i + 1) for i, (seq, b) in enumerate(bm)])
-        qvec = self.embed_query(query)
+        qvec = self.embed_query(query) if vector is None else self._checked(np.asarray(vector, dtype=np.float32))
         if mode == "vector":
             vec = self._vector(qvec, k, namespace)
             return self._hits([_Ranked(seq, c, cosine=c, vector_rank=i + 1) for i, (seq, c) in enumerate(vec)])
@@ -199,6 +235,9 @@ class LocalStore:
             raise InvalidInput(
                 f"the query embedder failed: {type(exc).__name__}: {_first_line(exc)}", hint="use --mode bm25"
             ) from None
+        return self._checked(out)
+
+    def _checked(self, out: np.ndarray) -> np.ndarray:
         vec = out.reshape(-1)
         if self.dims is not None and vec.shape[0] != self.dims:
             raise InvalidInput(
@@ -253,7 +292,7 @@ class LocalStore:
                 + (f" (model '{model}')" if model else ""),
                 hint="use --mode bm25, or name the embedder with --embedder",
             )
-        self._embedder = _load_embedder(dict(spec))
+        self._embedder = load_embedder(dict(spec))
         self._owns_embedder = True
         return self._embedder
 
@@ -279,6 +318,9 @@ class LocalStore:
         if qnorm == 0.0 or not np.isfinite(qnorm):
             return []
         q = (qvec / qnorm).astype(np.float32)
+        held = self._held_vectors(d)
+        if held is not None:
+            return held.top(q, limit, namespace)
         ns_clause = "" if namespace is None else " AND namespace = ?"
         sql = f"SELECT seq, vector FROM records WHERE seq > ?{ns_clause} AND length(vector) = ? ORDER BY seq LIMIT ?"
         best_seq = np.empty(0, dtype=np.int64)
@@ -305,6 +347,19 @@ class LocalStore:
                 break
         order = np.lexsort((best_seq, -best_sim))
         return [(int(best_seq[i]), float(best_sim[i])) for i in order]
+
+    def _held_vectors(self, dims: int) -> VectorCache | None:
+        """The vectors in memory, when this store holds them (or should start to), brought up to date."""
+        self._vector_searches += 1
+        if self.cache is False or (self.cache is None and self._vector_searches < 2):
+            return None
+        if self._vectors is None or self._vectors.dims != dims:
+            if not VectorCache.fits(self.conn, dims):
+                self.cache = False  # too large to hold: scan in chunks, as a single search does
+                return None
+            self._vectors = VectorCache(self.conn, dims)
+        self._vectors.refresh()
+        return self._vectors
 
     def _hits(self, ranked: list[_Ranked], qvec: np.ndarray | None = None) -> list[Hit]:
         """Hits in the order of ``ranked``. With ``qvec``, the cosine of hits that only BM25 found is
@@ -380,39 +435,6 @@ def _fuse(vec: list[tuple[int, float]], bm: list[tuple[int, float]], k: int) -> 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _load_embedder(spec: dict[str, Any]) -> Embedder:
-    """Build and open the embedder a spec describes, or raise one line suggesting ``--mode bm25``."""
-    from pydantic import ValidationError
-
-    from ...registry import resolve
-
-    kind = spec.get("type")
-    hint = "use --mode bm25"
-    try:
-        plugin = resolve("embedder", str(kind))
-        config = plugin.config_model().model_validate(spec)
-        embedder: Embedder = plugin.implementation()(config)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err.get("loc", ())) or "spec"
-        raise InvalidInput(f"cannot load the embedder '{kind}': {where}: {err.get('msg')}", hint=hint) from None
-    except VexrunError as exc:
-        raise InvalidInput(f"cannot load the embedder '{kind}': {exc.message}", hint=exc.hint or hint) from None
-    except Exception as exc:  # noqa: BLE001 - a third-party plugin: one line, not a traceback
-        raise InvalidInput(
-            f"cannot load the embedder '{kind}': {type(exc).__name__}: {_first_line(exc)}", hint=hint
-        ) from None
-    try:
-        embedder.open()
-    except VexrunError as exc:
-        raise InvalidInput(f"cannot load the embedder '{kind}': {exc.message}", hint=exc.hint or hint) from None
-    except Exception as exc:  # noqa: BLE001
-        raise InvalidInput(
-            f"cannot load the embedder '{kind}': {type(exc).__name__}: {_first_line(exc)}", hint=hint
-        ) from None
-    return embedder
 
 
 def search(

@@ -11,7 +11,7 @@ the index), so a resumed run counts what an uninterrupted one counts.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +26,7 @@ from ...ids import IdIndex, id_hashes
 from ...vmig.batch import Batch
 from ..base import Edge, PluginConfig, RunContext, Sink, WriteResult
 from .schema import RECORD_COLUMNS, TABLES, create_schema, dumps, now, open_store, read_meta, transaction, write_meta
+from .source import rows_to_batch
 
 __all__ = ["SqliteSink", "SqliteSinkConfig"]
 
@@ -44,6 +45,10 @@ _UPSERT_EDGE = (
 )
 
 Row = tuple[Any, ...]
+
+_SELECT = f"SELECT seq, {', '.join(RECORD_COLUMNS)} FROM records"
+#: ids per ``IN (...)`` list (well under SQLite's limit of bound parameters)
+_IN_CHUNK = 500
 
 
 class SqliteSinkConfig(PluginConfig):
@@ -83,6 +88,8 @@ class SqliteSink(Sink):
         self.lock: OutputLock | None = None
         self.index = IdIndex()
         self.ids_log: Any = None
+        #: a write connection for :meth:`delete` after :meth:`connect` (no run's lock, no id log)
+        self.editor: sqlite3.Connection | None = None
 
     def identity(self) -> str:
         return str(self.path)
@@ -273,6 +280,9 @@ class SqliteSink(Sink):
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+        if self.editor is not None:
+            self.editor.close()
+            self.editor = None
         if self.reader is not None:
             self.reader.close()
             self.reader = None
@@ -286,14 +296,90 @@ class SqliteSink(Sink):
     def connect(self) -> None:
         from .search import LocalStore
 
-        self.reader = LocalStore(self.path)
+        # searched more than once through this sink (an agent's recall): the vectors are then held in memory
+        self.reader = LocalStore(self.path, cache=None)
 
     def search(self, vector: Any, text: str, k: int, namespace: str | None = None) -> list[Any]:
-        """Hybrid search (BM25 + the store's own embedder for ``text``); ``vector`` is not needed here."""
+        """Hybrid search: BM25 over ``text`` fused with cosine to ``vector`` (embedded from ``text`` with the
+        store's own embedder when None); by vector alone when ``text`` is empty."""
         if self.reader is None:
             self.connect()
         assert self.reader is not None
-        return list(self.reader.search(text, k=k, mode="hybrid", namespace=namespace))
+        return list(self.reader.search(text, k=k, mode="hybrid", namespace=namespace, vector=vector))
+
+    # -- reading back (after connect() or open()) ----------------------------------------------------------
+
+    def _reading(self) -> sqlite3.Connection:
+        if self.conn is not None:
+            return self.conn
+        if self.reader is None:
+            self.connect()
+        assert self.reader is not None
+        conn: sqlite3.Connection = self.reader.conn
+        return conn
+
+    def fetch(self, ids: Sequence[str], namespace: str | None = None) -> Batch:
+        conn = self._reading()
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, Row] = {}
+        ns = "" if namespace is None else " AND namespace = ?"
+        for at in range(0, len(wanted), _IN_CHUNK):
+            part = wanted[at : at + _IN_CHUNK]
+            sql = f"{_SELECT} WHERE id IN ({','.join('?' * len(part))}){ns}"
+            params = (*part, namespace) if namespace is not None else part
+            found.update((row[1], row) for row in conn.execute(sql, params))
+        rows = [found[rid] for rid in wanted if rid in found]
+        dims = self.dims if self.conn is not None else read_meta(conn).get("dims")
+        return rows_to_batch(rows, self.path, dims)
+
+    def delete(self, ids: Sequence[str], namespace: str | None = None) -> int:
+        """Delete the records (the FTS index follows through its trigger) and the edges that touch them."""
+        conn = self.conn
+        if conn is None:
+            if self.editor is None:
+                if self.reader is None:
+                    self.connect()  # the store must exist: deleting never creates one
+                self.editor, _ = open_store(self.path, write=True, synchronous=self.cfg.synchronous)
+            conn = self.editor
+        wanted = list(dict.fromkeys(ids))
+        deleted = 0
+        ns = "" if namespace is None else " AND namespace = ?"
+        with _write_transaction(conn, self.path):
+            for at in range(0, len(wanted), _IN_CHUNK):
+                part = wanted[at : at + _IN_CHUNK]
+                marks = ",".join("?" * len(part))
+                params = (*part, namespace) if namespace is not None else part
+                held = [row[0] for row in conn.execute(f"SELECT id FROM records WHERE id IN ({marks}){ns}", params)]
+                if not held:
+                    continue
+                marks = ",".join("?" * len(held))
+                conn.execute(f"DELETE FROM records WHERE id IN ({marks})", held)
+                conn.execute(f"DELETE FROM edges WHERE src IN ({marks}) OR dst IN ({marks})", (*held, *held))
+                deleted += len(held)
+            if deleted:
+                write_meta(conn, {"updated_at": now()})
+        return deleted
+
+    def embedder_spec(self) -> dict[str, Any] | None:
+        """The embedder that made the store's vectors, as recorded (``{"type": ..., settings}``), or None."""
+        spec = read_meta(self._reading()).get("embedder_spec")
+        return dict(spec) if isinstance(spec, dict) and isinstance(spec.get("type"), str) else None
+
+    def namespaces(self) -> list[str]:
+        # a skip scan of the namespace index: one seek per namespace, not a read of every record's entry
+        sql = (
+            "WITH RECURSIVE ns(n) AS (SELECT min(namespace) FROM records UNION ALL "
+            "SELECT (SELECT min(namespace) FROM records WHERE namespace > n) FROM ns WHERE n IS NOT NULL) "
+            "SELECT n FROM ns WHERE n IS NOT NULL"
+        )
+        return [str(row[0]) for row in self._reading().execute(sql)]
+
+    def count(self, namespace: str | None = None) -> int:
+        if namespace is None:
+            row = self._reading().execute("SELECT count(*) FROM records").fetchone()
+        else:
+            row = self._reading().execute("SELECT count(*) FROM records WHERE namespace = ?", (namespace,)).fetchone()
+        return int(row[0])
 
     def _write(self) -> AbstractContextManager[None]:
         return _write_transaction(self._db(), self.path)
