@@ -224,8 +224,10 @@ class Runner:
             self.events.emit("started", run=progress.run_id, fingerprint=self.plan.fingerprint)
         status = self._loop(ck, progress, total_est)
         if status == "completed":
-            for _, sink in self.parts.sinks:
+            for spec, sink in self.parts.sinks:
                 sink.finalize()
+                if report := sink.report():
+                    counts.setdefault("sink_reports", {})[spec.title] = report
             if self._verify(counts):
                 self._publish(counts)
         return self._finish(ck, progress, status, resumed_at, t0)

@@ -229,6 +229,11 @@ class Sink:
     def finalize(self) -> None:
         """The run is complete: publish the result (rename a file into place, build an index)."""
 
+    def report(self) -> dict[str, Any]:
+        """Counts for the run report, read after :meth:`finalize` (the ``convert`` target: the examples it wrote
+        and the records it dropped, by reason). Empty: nothing to add."""
+        return {}
+
     def check(self) -> str:
         """``vexrun check``: connect (or check the output directory) without writing anything."""
         return f"{self.identity()}: no check available for this target"

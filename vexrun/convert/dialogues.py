@@ -15,10 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-__all__ = ["Dialogue", "Drop", "DialogueAssembler", "Turn", "split_turns"]
+__all__ = ["EXCHANGE_ROLES", "Dialogue", "Drop", "DialogueAssembler", "Turn", "split_turns"]
 
 LABELS = {"user": "User", "assistant": "Assistant"}
-_EXCHANGE = ["user", "assistant"]
+#: ``metadata.roles`` of an exchange record: a user turn and its answer
+EXCHANGE_ROLES = ["user", "assistant"]
 
 
 class Turn(NamedTuple):
@@ -116,16 +117,25 @@ class DialogueAssembler:
         """The hot path of a file of exchanges: the dialogue of a record holding a user turn and its answer
         (both with text) when no turn is pending, else None (then :meth:`feed` decides)."""
         meta = rec.get("metadata")
-        if self._pending is None and meta.__class__ is dict and meta.get("roles") == _EXCHANGE:
+        if meta.__class__ is dict and meta.get("roles") == EXCHANGE_ROLES and not meta.get("parts"):
             text = rec.get("text")
-            if text.__class__ is str and text.startswith(self._u) and not meta.get("parts"):
-                end = text.find(self._a, self._lu)
-                if end >= 0:
-                    user, answer = text[self._lu : end], text[end + self._la :]
-                    if user and answer and not user.isspace() and not answer.isspace():
-                        conv = meta.get("conversation_id")
-                        key = str(rec.get("id", "")) if conv is None else str(conv)
-                        return Dialogue(key, [Turn("user", user), Turn("assistant", answer)])
+            pair = self.exchange_turns(text) if text.__class__ is str else None
+            if pair is not None:
+                conv = meta.get("conversation_id")
+                key = str(rec.get("id", "")) if conv is None else str(conv)
+                return Dialogue(key, [Turn("user", pair[0]), Turn("assistant", pair[1])])
+        return None
+
+    def exchange_turns(self, text: str) -> tuple[str, str] | None:
+        """The user turn and its answer in the text of an exchange record (``metadata.roles`` is ``[user,
+        assistant]``, no ``parts``) when no turn is pending and both have text, else None (then :meth:`feed`
+        decides). What :meth:`exchange` does, for callers that hold the record's fields rather than a dict."""
+        if self._pending is None and text.startswith(self._u):
+            end = text.find(self._a, self._lu)
+            if end >= 0:
+                user, answer = text[self._lu : end], text[end + self._la :]
+                if user and answer and not user.isspace() and not answer.isspace():
+                    return user, answer
         return None
 
     def _feed(self, rec: dict[str, Any], meta: Any) -> list[Dialogue | Drop]:

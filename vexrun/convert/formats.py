@@ -11,9 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .dialogues import Dialogue
+import orjson
 
-__all__ = ["FORMATS", "Format", "Options", "count_tokens", "resolve_format"]
+from .dialogues import Dialogue, Turn
+
+__all__ = ["FORMATS", "Format", "Options", "count_tokens", "exchange_template", "resolve_format"]
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,33 @@ FORMATS: dict[str, Format] = {
         ),
     )
 }
+
+
+#: stand-ins for a user turn and its answer, two pairs: a template must hold each text verbatim, wherever it is
+_PROBES = (("\x1fvexrun-user-a\x1f", "\x1fvexrun-answer-a\x1f"), ("\x1fvexrun-user-b\x1f", "\x1fvexrun-answer-b\x1f"))
+
+
+def exchange_template(fmt: Format, opts: Options) -> tuple[bytes, bytes, bytes] | None:
+    """The line ``fmt`` writes for a dialogue of one user turn and its answer, cut around the two texts: (head,
+    middle, tail), so that ``head + dumps(user) + middle + dumps(answer) + tail`` is byte for byte
+    ``orjson.dumps(example) + b"\\n"`` of the one example :attr:`Format.build` makes. Derived from ``build`` itself
+    (no second copy of a format): None when the format does not make exactly one example holding each text
+    verbatim, once, the user turn first."""
+    if fmt.kind != "dialogue" or fmt.build is None:
+        return None
+    cuts = set()
+    for user, answer in _PROBES:
+        examples = fmt.build(Dialogue("k", [Turn("user", user), Turn("assistant", answer)]), opts)
+        if len(examples) != 1:
+            return None
+        line = orjson.dumps(examples[0], option=orjson.OPT_APPEND_NEWLINE)
+        u, a = orjson.dumps(user), orjson.dumps(answer)
+        if line.count(u) != 1 or line.count(a) != 1 or line.index(u) > line.index(a):
+            return None
+        head, rest = line.split(u)
+        middle, tail = rest.split(a)
+        cuts.add((head, middle, tail))
+    return cuts.pop() if len(cuts) == 1 else None
 
 
 def resolve_format(name: str) -> Format:

@@ -13,7 +13,7 @@ import gzip
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -22,8 +22,9 @@ import orjson
 
 from ..errors import UsageError
 from ..vmig.io import TOO_LONG, check_readable, iter_lines, open_data
-from .dialogues import DialogueAssembler, Drop
-from .formats import Format, Options
+from . import lean
+from .dialogues import EXCHANGE_ROLES, DialogueAssembler, Drop
+from .formats import Format, Options, exchange_template
 
 __all__ = ["CheckReport", "ConvertReport", "check_file", "convert_file", "split_paths"]
 
@@ -104,8 +105,11 @@ class _Out:
             raw = open(self.partial, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in close()
         except OSError as exc:
             raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        # gzip: the final name and no timestamp in the header, so the same input gives the same bytes
         self.fh: IO[bytes] | gzip.GzipFile = (
-            gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) if path.name.endswith(".gz") else raw
+            gzip.GzipFile(path.name, mode="wb", compresslevel=6, fileobj=raw, mtime=0)
+            if path.name.endswith(".gz")
+            else raw
         )
         self.raw = raw
         self.count = 0
@@ -128,10 +132,10 @@ class _Out:
         self.partial.unlink(missing_ok=True)
 
 
-def _records(path: Path, report: ConvertReport) -> Iterator[dict[str, Any]]:
-    """The decoded records of ``path``; what is not a JSON object is counted as ``bad_line``."""
-    loads, bad = orjson.loads, 0
-    n = 0
+def _lines(path: Path, report: ConvertReport) -> Iterator[bytes]:
+    """The lines of ``path`` that are not blank, each counted as a record; a line over the length limit is
+    counted as ``bad_line`` and not yielded."""
+    n = bad = 0
     with open_data(path) as fh:
         for line in iter_lines(fh):
             if line is TOO_LONG:
@@ -141,18 +145,22 @@ def _records(path: Path, report: ConvertReport) -> Iterator[dict[str, Any]]:
             if line.isspace():
                 continue
             n += 1
-            try:
-                obj = loads(line)
-            except orjson.JSONDecodeError:
-                bad += 1
-                continue
-            if obj.__class__ is not dict:
-                bad += 1
-                continue
-            yield obj
+            yield line
     report.records += n
     if bad:
         report.dropped["bad_line"] += bad
+
+
+def _loads(line: bytes, report: ConvertReport) -> dict[str, Any] | None:
+    """A line decoded with ``orjson``; what is not a JSON object is counted as ``bad_line`` (None)."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        obj = None
+    if obj.__class__ is not dict:
+        report.dropped["bad_line"] += 1
+        return None
+    return obj
 
 
 def _text_line(rec: dict[str, Any], opts: Options) -> bytes | None:
@@ -172,6 +180,62 @@ def _qa(rec: dict[str, Any]) -> list[dict[str, Any]] | None:
         return None
     out = [{"question": q, "answer": text, "id": rec.get("id")} for q in questions if isinstance(q, str) and q.strip()]
     return out or None
+
+
+def _dialogues(
+    path: Path,
+    fmt: Format,
+    opts: Options,
+    split: float | None,
+    check: bool,
+    outs: list[_Out],
+    report: ConvertReport,
+    emit: Callable[[list[Any], str], None],
+) -> None:
+    """The chat formats. The hot path is a file of exchange records: each line is decoded lean (its vector and
+    other unread fields skipped, see :mod:`.lean`), and the example line is the format's own line for a user turn
+    and its answer (:func:`~.formats.exchange_template`) with the two texts put in: no record dict, no example
+    dict. Every other record goes through the :class:`DialogueAssembler` as a dict; with ``check``, every example
+    does (the rules read the example)."""
+    assert fmt.build is not None
+    asm = DialogueAssembler()
+    build, feed, dropped, decode, dumps = fmt.build, asm.feed, report.dropped, lean.decode, orjson.dumps
+    turns = asm.exchange_turns
+    template = None if check else exchange_template(fmt, opts)
+    head, middle, tail = template or (b"", b"", b"")
+    write, n = outs[0].fh.write, 0
+    for line in _lines(path, report):
+        try:
+            lean_rec = decode(line)
+        except ValueError:  # not JSON, or not the shape of a well-formed record: the old way
+            rec = _loads(line, report)
+            if rec is None:
+                continue
+        else:
+            meta, text = lean_rec.metadata, lean_rec.text
+            if template is not None and meta is not None and text is not None:
+                if meta.roles == EXCHANGE_ROLES and not meta.parts:
+                    pair = turns(text)
+                    if pair is not None:
+                        example = head + dumps(pair[0]) + middle + dumps(pair[1]) + tail
+                        if split is None:
+                            write(example)
+                            n += 1
+                        else:
+                            conv = meta.conversation_id
+                            key = lean_rec.id if conv is None else conv
+                            outs[0 if _in_train(key, split) else 1].write(example)
+                        continue
+            rec = lean_rec.as_dict()
+        for item in feed(rec):
+            if item.__class__ is Drop:
+                dropped[item.reason] += 1
+            else:
+                emit(build(item, opts), item.key)  # type: ignore[union-attr]
+    outs[0].count += n
+    for item in asm.close():
+        dropped[item.reason] += 1  # type: ignore[union-attr]
+    report.merged_turns = asm.merged
 
 
 def convert_file(
@@ -211,7 +275,10 @@ def convert_file(
                 target.write(orjson.dumps(ex, option=newline))
 
         if fmt.kind == "record":
-            for rec in _records(path, report):
+            for line in _lines(path, report):
+                rec = _loads(line, report)
+                if rec is None:
+                    continue
                 key = str((rec.get("metadata") or {}).get("conversation_id") or rec.get("id", ""))
                 if fmt.name == "text":
                     data = _text_line(rec, opts)
@@ -227,33 +294,7 @@ def convert_file(
                         continue
                     emit(qa, key)
         else:
-            assert fmt.build is not None
-            asm = DialogueAssembler()
-            build, feed, dropped, dumps = fmt.build, asm.feed, report.dropped, orjson.dumps
-            # the common case (one file, no --check) writes straight to the file: no per-example calls
-            fast, write, n = split is None and not check, outs[0].fh.write, 0
-            exchange = asm.exchange
-            for rec in _records(path, report):
-                if fast:
-                    d = exchange(rec)
-                    if d is not None:
-                        for ex in build(d, opts):
-                            write(dumps(ex, option=newline))
-                            n += 1
-                        continue
-                for item in feed(rec):
-                    if item.__class__ is Drop:
-                        dropped[item.reason] += 1
-                    elif fast:
-                        for ex in build(item, opts):
-                            write(dumps(ex, option=newline))
-                            n += 1
-                    else:
-                        emit(build(item, opts), item.key)  # type: ignore[union-attr]
-            outs[0].count += n
-            for item in asm.close():
-                report.dropped[item.reason] += 1  # type: ignore[union-attr]
-            report.merged_turns = asm.merged
+            _dialogues(path, fmt, opts, split, check, outs, report, emit)
     except BaseException:
         for o in outs:
             o.discard()
