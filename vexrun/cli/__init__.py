@@ -64,7 +64,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 #: Modules under vexrun.cli that define ``COMMANDS``; each imports only click at module level.
-COMMAND_MODULES = ("files", "recipes", "search", "keys", "sync", "migrate", "convert", "compare")
+COMMAND_MODULES = ("files", "recipes", "search", "keys", "sync", "migrate", "convert", "compare", "mcp")
 
 
 def _register() -> None:

@@ -1,0 +1,18 @@
+"""LangGraph's ``PostgresStore`` (``type: langgraph-postgres``): a sink that writes LangGraph's own tables
+(``store``, ``store_vectors``, made by its ``setup()``) with vexrun's vectors, so stock
+``PostgresStore.search`` recalls the records, and a source that reads a store's items back as records. The
+connection (a DSN, or ``dsn: embedded``) is the pgvector connector's. See :mod:`.layout` for how a record
+becomes an item. psycopg and langgraph are imported only when a connector runs."""
+
+from __future__ import annotations
+
+from .config import LanggraphPostgresSinkConfig, LanggraphPostgresSourceConfig
+from .sink import LanggraphPostgresSink
+from .source import LanggraphPostgresSource
+
+__all__ = [
+    "LanggraphPostgresSink",
+    "LanggraphPostgresSinkConfig",
+    "LanggraphPostgresSource",
+    "LanggraphPostgresSourceConfig",
+]
