@@ -12,6 +12,7 @@ connector stores exactly what it is given and every store round-trips losslessly
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -142,7 +143,10 @@ def from_store(batch: Batch) -> Batch:
 def _record_bytes(rec: Record, dims: int) -> int:
     size = 64 + 4 * dims + len((rec.text or "").encode("utf-8")) + len(rec.id)
     if rec.metadata:
-        size += len(orjson.dumps(rec.metadata, default=str))
+        try:
+            size += len(orjson.dumps(rec.metadata, default=str))
+        except TypeError:  # an integer beyond 64 bits, which orjson refuses: measured as text
+            size += len(json.dumps(rec.metadata, default=str, ensure_ascii=False).encode("utf-8"))
     return size
 
 
