@@ -1,0 +1,277 @@
+"""The Weaviate connector against the wire-level fake (the real weaviate-client over loopback REST and gRPC):
+namespaces as tenants or as a property, records the server refuses rejected one by one with its reason,
+metadata Weaviate properties cannot hold made to round-trip, the collection created or refused, collections
+other tools wrote read back, the resumable export across tenants, search, and one clear line per failure."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from weaviate.classes.config import Configure, DataType, Property
+from weaviate.classes.data import DataObject
+
+from vexrun.connectors.base import RunContext
+from vexrun.connectors.encoding import from_store, split_for, to_store
+from vexrun.connectors.weaviate import WeaviateSink, WeaviateSinkConfig, WeaviateSource, WeaviateSourceConfig
+from vexrun.errors import ConnectError, InvalidInput
+from vexrun.registry import resolve
+from vexrun.testing.fake_weaviate import FakeWeaviate
+from vexrun.vmig.batch import Batch
+from vexrun.vmig.model import Record
+
+KEY = "connector-test-key"
+CAPS = resolve("sink", "weaviate").capabilities
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeWeaviate]:
+    with FakeWeaviate(KEY) as running:
+        yield running
+
+
+def _cfg(fake: FakeWeaviate, name: str, **kw: Any) -> dict[str, Any]:
+    return {"url": fake.url, "grpc_port": fake.grpc_port, "api_key": KEY, "collection": name, **kw}
+
+
+def _sink(fake: FakeWeaviate, tmp: Path, name: str, dims: int | None = 4, **kw: Any) -> WeaviateSink:
+    sink = WeaviateSink(WeaviateSinkConfig(**_cfg(fake, name, **kw)), RunContext(state_dir=tmp, recipe_dir=tmp))
+    sink.open(None)
+    sink.prepare(dims, "m")
+    return sink
+
+
+def _read(fake: FakeWeaviate, tmp: Path, name: str, cursor: Any = None, size: int = 7, **kw: Any) -> list[Any]:
+    source = WeaviateSource(WeaviateSourceConfig(**_cfg(fake, name, **kw)), RunContext(state_dir=tmp, recipe_dir=tmp))
+    source.open()
+    try:
+        return [(from_store(batch), cur) for batch, cur in source.batches(cursor, size)]
+    finally:
+        source.close()
+
+
+def _write(sink: WeaviateSink, recs: list[Record], vecs: list[Any]) -> dict[str, str]:
+    rejected: dict[str, str] = {}
+    for part in split_for(to_store(Batch.from_records(recs, vecs), CAPS), CAPS):
+        rejected.update(sink.write(part).rejected)
+    return rejected
+
+
+def _records(
+    n: int, dims: int = 4, ns: tuple[str | None, ...] = ("alpha", "beta", None)
+) -> tuple[list[Record], list[Any]]:
+    rng = np.random.default_rng(n)
+    vecs = list(rng.standard_normal((n, dims)).astype(np.float32))
+    recs = [
+        Record(
+            id=f"r{i}" if i % 4 else str(uuid.UUID(int=i + 1)),
+            text=f"text {i}",
+            namespace=ns[i % len(ns)],
+            metadata={"turn": i, "tag": f"t{i % 3}"},
+            created_at="2026-01-01T00:00:00Z",
+            score=i / 10,
+        )
+        for i in range(n)
+    ]
+    return recs, vecs
+
+
+def test_tenants_default_tenant_and_refused_namespaces(fake: FakeWeaviate, tmp_path: Path) -> None:
+    name = f"Mt{uuid.uuid4().hex[:8]}"
+    sink = _sink(fake, tmp_path, name)
+    try:
+        recs, vecs = _records(30)
+        bad = [Record(id="bad-ns", namespace="has space"), Record(id="is-default", namespace="vexrun_default")]
+        rejected = _write(sink, recs + bad, vecs + [vecs[0], vecs[1]])
+        assert sorted(rejected) == ["bad-ns", "is-default"]
+        assert "not a Weaviate tenant name" in rejected["bad-ns"] and "default_tenant" in rejected["is-default"]
+        assert sink.namespaces() == ["alpha", "beta"]
+        assert (sink.count(), sink.count("alpha"), sink.count(None)) == (30, 10, 30)
+        got = sink.fetch([r.id for r in recs])
+        assert [r.id for r in got.records] == [r.id for r in recs]
+        assert [r.namespace for r in got.records] == [r.namespace for r in recs]
+        assert got.records[2].metadata == {"turn": 2, "tag": "t2"} and got.records[2].score == 0.2
+    finally:
+        sink.close()
+    with fake.client(KEY) as client:
+        coll = client.collections.use(name)
+        assert sorted(coll.tenants.get()) == ["alpha", "beta", "vexrun_default"]
+        types = {p.name: p.data_type for p in coll.config.get().properties}
+        assert types["turn"] == DataType.INT and types["tag"] == DataType.TEXT and types["vexrun_id"] == DataType.TEXT
+        assert coll.with_tenant("vexrun_default").aggregate.over_all(total_count=True).total_count == 10
+
+
+def test_namespaces_in_a_property_without_tenants(fake: FakeWeaviate, tmp_path: Path) -> None:
+    name = f"Flat{uuid.uuid4().hex[:8]}"
+    sink = _sink(fake, tmp_path, name, tenants=False)
+    try:
+        recs, vecs = _records(40, ns=("a b", "ünï", None))  # any namespace: it is a property here
+        assert not _write(sink, recs, vecs)
+        assert sink.namespaces() == ["a b", "ünï"]
+        assert (sink.count("a b"), sink.count("nowhere")) == (14, 0)
+        assert sink.delete([recs[0].id, recs[1].id], namespace="a b") == 1
+        assert [r.id for r in sink.fetch([recs[3].id, recs[4].id], namespace="a b").records] == [recs[3].id]
+    finally:
+        sink.close()
+    batches = _read(fake, tmp_path, name, namespace="ünï")
+    ids = [r.id for b, _ in batches for r in b.records]
+    assert ids and all(r.namespace == "ünï" for b, _ in batches for r in b.records)
+    assert sorted(ids) == sorted(r.id for r in recs if r.namespace == "ünï")
+
+
+def test_metadata_properties_cannot_hold_round_trips(fake: FakeWeaviate, tmp_path: Path) -> None:
+    name = f"Meta{uuid.uuid4().hex[:8]}"
+    metas = [
+        {"k": 1, "big": 2**60, "empty": [], "Upper": "u", "with-dash": 1, "id": "x", "text": "t", "ok": [1.5, 2.5]},
+        {"k": "now text", "huge": -(2**62), "mixed": [1, "a"], "none": None, "nested_list": [True, False]},
+        {},
+        None,
+    ]
+    recs = [
+        Record(id=f"m{i}", text=None if i == 3 else "x", namespace="alpha", metadata=m) for i, m in enumerate(metas)
+    ]
+    vecs = list(np.eye(4, dtype=np.float32))
+    sink = _sink(fake, tmp_path, name)
+    try:
+        assert not _write(sink, recs, vecs)
+        got = sink.fetch([r.id for r in recs])
+        assert [r.metadata for r in got.records] == metas
+        assert got.records[3].text is None
+    finally:
+        sink.close()
+    with fake.client(KEY) as client:
+        props = {p.name: p.data_type for p in client.collections.use(name).config.get().properties}
+    assert props["k"] == DataType.INT and props["ok"] == DataType.NUMBER_ARRAY and "Upper" not in props
+    assert "big" not in props and "empty" not in props and "upper" not in props
+
+
+def test_prepare_refuses_a_collection_of_another_shape(fake: FakeWeaviate, tmp_path: Path) -> None:
+    name = f"Shape{uuid.uuid4().hex[:8]}"
+    sink = _sink(fake, tmp_path, name, dims=4)
+    try:
+        recs, vecs = _records(3)
+        _write(sink, recs, vecs)
+    finally:
+        sink.close()
+    for kw, dims, message in (
+        ({"metric": "dot"}, 4, "measures vectors by cosine, this run by dot"),
+        ({"tenants": False}, 4, "has multi-tenancy"),
+        ({}, 8, "holds 4-d vectors, this run writes 8-d"),
+    ):
+        other = WeaviateSink(WeaviateSinkConfig(**_cfg(fake, name, **kw)), RunContext(tmp_path, tmp_path))
+        try:
+            other.open(None)
+            with pytest.raises(InvalidInput, match=message):
+                other.prepare(dims, "m")
+        finally:
+            other.close()
+    # replace: true on a fresh run drops it and starts over
+    again = _sink(fake, tmp_path, name, dims=8, replace=True)
+    try:
+        assert again.count() == 0
+    finally:
+        again.close()
+
+
+def test_objects_the_server_refuses_are_rejected_with_its_reason(fake: FakeWeaviate, tmp_path: Path) -> None:
+    name = f"Dims{uuid.uuid4().hex[:8]}"
+    sink = _sink(fake, tmp_path, name, dims=4)
+    try:
+        assert not _write(sink, [Record(id="a1", namespace="alpha")], [np.ones(4, np.float32)])
+        with fake.client(KEY) as client:  # another writer put 6-d vectors in tenant beta
+            client.collections.use(name).tenants.create(["beta"])
+            client.collections.use(name).with_tenant("beta").data.insert_many(
+                [DataObject(properties={}, vector={"default": [1.0] * 6})]
+            )
+        rejected = _write(
+            sink, [Record(id="b1", namespace="beta"), Record(id="a2", namespace="alpha")], [np.ones(4, np.float32)] * 2
+        )
+        assert list(rejected) == ["b1"] and "Existing nodes have vectors with length 6" in rejected["b1"]
+        assert sink.count("alpha") == 2
+    finally:
+        sink.close()
+
+
+def test_export_resumes_across_tenants_and_reads_foreign_objects(fake: FakeWeaviate, tmp_path: Path) -> None:
+    name = f"Res{uuid.uuid4().hex[:8]}"
+    sink = _sink(fake, tmp_path, name)
+    try:
+        recs, vecs = _records(45)
+        _write(sink, recs, vecs)
+    finally:
+        sink.close()
+    everything = _read(fake, tmp_path, name)
+    ids = [r.id for b, _ in everything for r in b.records]
+    assert sorted(ids) == sorted(r.id for r in recs) and len(ids) == len(set(ids))
+    for cut in (1, 3, len(everything) - 1):
+        rest = _read(fake, tmp_path, name, cursor=everything[cut - 1][1])
+        assert [r.id for b, _ in rest for r in b.records] == ids[sum(len(b) for b, _ in everything[:cut]) :]
+    by_id = {r.id: r for b, _ in everything for r in b.records}
+    assert by_id["r1"].metadata == {"turn": 1, "tag": "t1"} and by_id["r1"].created_at == "2026-01-01T00:00:00Z"
+    # a collection another tool wrote: its UUIDs are the ids, its properties the metadata
+    with fake.client(KEY) as client:
+        other = client.collections.create(
+            f"Other{uuid.uuid4().hex[:6]}",
+            properties=[Property(name="text", data_type=DataType.TEXT), Property(name="page", data_type=DataType.INT)],
+            vector_config=Configure.Vectors.self_provided(),
+        )
+        oid = uuid.uuid4()
+        other.data.insert_many([DataObject(properties={"text": "hi", "page": 3}, uuid=oid, vector=[0.5, 0.5])])
+        foreign = _read(fake, tmp_path, other.name)
+    ((batch, _),) = foreign
+    assert (
+        batch.records[0].id == str(oid) and batch.records[0].metadata == {"page": 3} and batch.records[0].text == "hi"
+    )
+    assert batch.vector(0) is not None and batch.vector(0).tolist() == [0.5, 0.5]
+
+
+def test_an_id_written_twice_in_a_batch_keeps_the_last(fake: FakeWeaviate, tmp_path: Path) -> None:
+    sink = _sink(fake, tmp_path, f"Dup{uuid.uuid4().hex[:8]}", chunk=2)
+    try:
+        recs = [Record(id=f"d{i % 3}", text=f"v{i}", namespace="alpha") for i in range(9)]
+        assert not _write(sink, recs, list(np.ones((9, 4), np.float32)))
+        assert [r.text for r in sink.fetch(["d0", "d1", "d2"]).records] == ["v6", "v7", "v8"]
+        assert sink.count() == 3
+    finally:
+        sink.close()
+
+
+def test_object_keys_are_vexrun_uuids() -> None:
+    from vexrun.connectors.weaviate.codec import object_key
+    from vexrun.ids import uuid_for
+
+    for rid in ("mem:1", "émoji-🙂", "x" * 300, "0", "with space", str(uuid.uuid4()).upper()):
+        assert object_key(rid) == uuid_for(rid)
+    same = str(uuid.uuid4())
+    assert object_key(same) == same  # a record id that is a UUID keys its object as it is
+
+
+def test_search_and_one_line_errors(fake: FakeWeaviate, tmp_path: Path) -> None:
+    name = f"Search{uuid.uuid4().hex[:8]}"
+    sink = _sink(fake, tmp_path, name)
+    try:
+        recs, vecs = _records(30)
+        _write(sink, recs, vecs)
+        hits = sink.search(vecs[7], "", 3)
+        assert hits[0].id == recs[7].id and hits[0].score == pytest.approx(1.0, abs=1e-5) and len(hits) == 3
+        only = sink.search(vecs[7], "", 5, namespace="beta")
+        assert only and all(h.namespace == "beta" for h in only)
+    finally:
+        sink.close()
+    wrong = WeaviateSink(
+        WeaviateSinkConfig(**{**_cfg(fake, name), "api_key": "nope"}),
+        RunContext(state_dir=tmp_path, recipe_dir=tmp_path),
+    )
+    with pytest.raises(ConnectError, match="refused the credentials") as err:
+        wrong.open(None)
+    assert "nope" not in str(err.value)
+    missing = WeaviateSink(
+        WeaviateSinkConfig(**_cfg(fake, "NotThere")), RunContext(state_dir=tmp_path, recipe_dir=tmp_path)
+    )
+    with pytest.raises(InvalidInput, match="does not exist"):
+        missing.connect()
+    missing.close()
