@@ -321,13 +321,15 @@ class Runner:
 
         self._batch_no = progress.batches + 1
         results = self.executor.process(self.stages, batch, progress.batches + 1)
-        edges: list[Edge] = []
+        edges: list[Edge] = list(batch.edges)  # a graph store's own relationships come first
         for stage, result in zip(self.stages, results, strict=True):
             rejected += self._account(stage.name, counts.setdefault(stage.name, {}), result, src_id)
             counts.update(result.figures)
             edges.extend(result.edges)
             if stage.name == "ids":
                 tally(counts, {"skipped": result.counts.get("duplicates", 0)})
+        if batch.edges:  # an edge the graph stage derives again is the source's (the first of each key)
+            edges = list({(e.src, e.dst, e.type): e for e in reversed(edges)}.values())[::-1]
         out = results[-1].batch if results else batch
         for sink_spec, sink in self.parts.sinks:
             rejected += self._store(sink_spec, sink, out, edges, counts, src_id, prepared)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,9 @@ class Batch:
     cursor: tuple[int, int] | None = None
     #: ids of records sent again in this batch (facts that absorbed a duplicate): already linked by the graph
     resent: frozenset[str] = frozenset()
+    #: edges a source read with these records (``connectors.base.Edge``; a graph store's relationships whose
+    #: ends it has yielded by now), handed to the sinks with the batch, before the graph stage's own
+    edges: list[Any] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.records)
