@@ -1,0 +1,10 @@
+"""Neo4j (or any server that speaks Bolt and Cypher): memories as nodes of one label, edges as relationships
+between them. The SDK (the official ``neo4j`` driver) is imported only when a source or sink opens."""
+
+from __future__ import annotations
+
+from .config import Neo4jSinkConfig, Neo4jSourceConfig
+from .sink import Neo4jSink
+from .source import Neo4jSource
+
+__all__ = ["Neo4jSink", "Neo4jSinkConfig", "Neo4jSource", "Neo4jSourceConfig"]
