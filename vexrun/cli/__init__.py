@@ -58,13 +58,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """vexrun moves AI-agent memory between conversation exports, .vmig.jsonl files and vector
     stores, driven by version-controlled YAML recipes.
 
-    `vexrun RECIPE.yaml` is short for `vexrun run RECIPE.yaml`."""
+    `vexrun RECIPE.yaml` is short for `vexrun run RECIPE.yaml`. `vexrun` alone on a terminal starts the
+    wizard that writes a recipe (`vexrun init`)."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
 
 
 #: Modules under vexrun.cli that define ``COMMANDS``; each imports only click at module level.
-COMMAND_MODULES = ("files", "recipes", "search", "keys", "sync", "migrate", "convert", "compare", "mcp")
+COMMAND_MODULES = ("files", "recipes", "search", "keys", "sync", "migrate", "convert", "compare", "mcp", "init")
 
 
 def _register() -> None:
@@ -149,6 +150,11 @@ def _annotate(args: list[str], message: str, exc: BaseException | None = None) -
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of the ``vexrun`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        from .init import wizard_available
+
+        if wizard_available():
+            args = ["init"]  # a person at a terminal: the wizard; anywhere else, the help as before
     debug = "--debug" in args or os.environ.get("VEXRUN_DEBUG", "") not in ("", "0")
     _setup_logging(debug)
     try:
