@@ -92,22 +92,31 @@ def upgrade(progress: Progress) -> Progress:
 
 @dataclass
 class Decision:
-    """What a run does with the checkpoint it finds: start (fresh, or a new run after a completed one, or over
-    with --fresh), resume at ``progress.batches + 1``, or refuse (the checkpoint belongs to another plan)."""
+    """What a run does with the checkpoint it finds: start (fresh; a new run after a completed one, under the
+    same plan or a changed one; over with --fresh), resume at ``progress.batches + 1``, or refuse (an unfinished
+    run of another plan)."""
 
     action: str  # "fresh" | "new-run" | "restart" | "resume" | "refuse"
     progress: Progress | None = None
-    #: stages whose settings differ from the checkpoint's (refuse)
+    #: stages whose settings differ from the checkpoint's (refuse, or a new run under a changed plan)
     differ: list[str] = field(default_factory=list)
 
     def detail(self) -> str:
         p = self.progress
-        if self.action == "refuse":
+        differ = ", ".join(self.differ)
+        if self.action == "refuse" and p is not None:
             return (
-                f"the checkpoint belongs to another plan (stages that differ: {', '.join(self.differ)}); "
-                "a run refuses until you pass --fresh"
+                f"run {p.run_id} is unfinished ({p.status}) and its checkpoint belongs to another plan (stages that "
+                f"differ: {differ}); a run refuses until you pass --fresh or restore the recipe"
             )
         if self.action == "new-run" and p is not None:
+            if p.status != "completed":
+                return f"run {p.run_id} stopped before its first batch; a run starts a new one"
+            if self.differ:
+                return (
+                    f"run {p.run_id} completed; a run starts a new one under the changed plan (stages that differ: "
+                    f"{differ}; cached work reused)"
+                )
             return f"run {p.run_id} completed; a run starts a new one (cached work reused)"
         if self.action == "resume" and p is not None:
             done = p.counts.get("source", {}).get("read", 0)
@@ -125,19 +134,25 @@ def decide(
     fresh: bool = False,
 ) -> Decision:
     """The one resume rule. ``stored``: the checkpoint's plan fingerprint and stage fingerprints; ``plan``: the
-    same of the plan about to run."""
+    same of the plan about to run. A completed run is history: the next run is a new one, whatever the plan.
+    Only an unfinished run (running, interrupted, failed) is resumed, and only under the plan it was made with;
+    one that committed no batch has nothing to resume, so a changed plan simply starts a new run."""
     fingerprint, stages = stored
-    if fingerprint is not None and fingerprint != plan[0] and not fresh:
-        now = plan[1]
-        differ = sorted({t for t in set(stages) | set(now) if stages.get(t) != now.get(t)})
-        return Decision("refuse", progress, differ)
     if progress is None or fingerprint is None:
         return Decision("fresh", progress)
     if fresh:
         return Decision("restart", progress)
+    differ: list[str] = []
+    if fingerprint != plan[0]:
+        now = plan[1]
+        differ = sorted({t for t in set(stages) | set(now) if stages.get(t) != now.get(t)})
     if progress.status == "completed":
-        return Decision("new-run", progress)
-    return Decision("resume", progress)
+        return Decision("new-run", progress, differ)
+    if fingerprint == plan[0]:
+        return Decision("resume", progress)
+    if progress.batches == 0:
+        return Decision("new-run", progress, differ)
+    return Decision("refuse", progress, differ)
 
 
 class Checkpoint:
@@ -183,6 +198,8 @@ class Checkpoint:
     def start(self, fingerprint: str, stages: dict[str, str], plan_json: bytes) -> Progress:
         """Begin a new run (fresh progress) bound to this plan."""
         with self._tx():
+            # the lock is ours: a run still marked running died without a word (kill -9, power loss)
+            self.db.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
             self.db.execute("INSERT INTO runs (started_at, status) VALUES (?, 'running')", (now_iso(),))
             run_id = int(self.db.execute("SELECT last_insert_rowid()").fetchone()[0])
             for key, value in (
@@ -216,6 +233,24 @@ class Checkpoint:
                 "UPDATE runs SET status = ?, finished_at = ?, summary = ? WHERE id = ?",
                 (status, now_iso(), orjson.dumps(summary).decode(), progress.run_id),
             )
+
+    def fail(self, run_id: int, status: str, reason: str) -> dict[str, Any]:
+        """Mark run ``run_id`` stopped by an error (``failed``) or Ctrl-C (``interrupted``), with the reason, and
+        leave its committed progress as it is: the next run resumes after the last committed batch. Returns the
+        run's summary as recorded."""
+        with self._tx():
+            committed = self.read()
+            summary: dict[str, Any] = {"run": run_id, "status": status, "error": reason}
+            if committed is not None and committed.run_id == run_id:
+                summary["batches"] = committed.batches
+                summary["counts"] = committed.counts
+                summary["rejected"] = int(committed.counts.get("rejected", 0))
+            self.db.execute("UPDATE progress SET status = ? WHERE id = 1 AND run_id = ?", (status, run_id))
+            self.db.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, summary = ? WHERE id = ?",
+                (status, now_iso(), orjson.dumps(summary).decode(), run_id),
+            )
+        return summary
 
     def runs(self) -> list[dict[str, Any]]:
         rows = self.db.execute(
@@ -343,9 +378,15 @@ class StateDir:
         self.ensure()
         path = self.path / "lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        # a few tries: `vexrun status` (:meth:`holder`) takes the lock shared for an instant to look
+        for attempt in range(5):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt < 4:
+                    time.sleep(0.05)
+        else:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
             raise LockHeld(
@@ -362,6 +403,24 @@ class StateDir:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
             self._lock_fd = None
+
+    def holder(self) -> str | None:
+        """Who holds the lock now ("pid N: command"), or None when no process does: a run whose checkpoint says
+        running while the lock is free was killed. Looks without creating or writing anything."""
+        path = self.path / "lock"
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
 
     def open_checkpoint(self) -> Checkpoint:
         return Checkpoint(self.checkpoint_path)

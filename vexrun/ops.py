@@ -15,6 +15,7 @@ from .errors import VexrunError
 from .planner import Plan, compile_plan
 from .recipe.loader import load_recipe
 from .registry import Kind, plugins
+from .status import recipe_status
 
 __all__ = [
     "CheckResult",
@@ -88,30 +89,6 @@ def check_recipe(recipe: str, *, env_file: str | None = None) -> list[CheckResul
         finally:
             close_quietly(part)
     return results
-
-
-def recipe_status(recipe: str, *, env_file: str | None = None) -> dict[str, Any]:
-    doc = load_recipe(recipe, env_file=env_file, lenient_secrets=True)
-    plan = compile_plan(doc)
-    state = StateDir(plan.state_dir)
-    out: dict[str, Any] = {"recipe": doc.display, "state_dir": str(state.path), "exists": state.exists()}
-    (fingerprint, _), progress, runs = state.peek()
-    if progress is not None:
-        out["checkpoint"] = {
-            "run": progress.run_id,
-            "status": progress.status,
-            "batches": progress.batches,
-            "records": progress.counts.get("source", {}).get("read", 0),
-        }
-        out["plan_changed"] = fingerprint != plan.fingerprint
-    if state.exists():
-        out["runs"] = runs
-    entries = state.cache_entries()
-    if entries is not None:
-        out["cache"] = {"entries": entries}
-    if state.rejects_path.exists() and state.rejects_path.stat().st_size:
-        out["rejects"] = str(state.rejects_path)
-    return out
 
 
 def reset_recipe(recipe: str, *, env_file: str | None = None, everything: bool = False) -> list[str]:

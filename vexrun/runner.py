@@ -26,15 +26,16 @@ from typing import Any
 import orjson
 
 from .build import Connectors, build_connectors, build_stage, close_quietly, decoded, run_context, stage_context
-from .checkpoint import Checkpoint, EventLog, Progress, StateDir, decide
+from .checkpoint import Checkpoint, EventLog, Progress, StateDir
 from .connectors.base import Edge, Sink
 from .connectors.encoding import split_for, store_id, to_store
-from .errors import Interrupted, PlanMismatch, UsageError, VexrunError
+from .errors import Interrupted, VexrunError
 from .executor import Executor, executor_for
 from .planner import Plan
 from .prefetch import prefetch
-from .rejects import RejectsFile, split_for_retry
-from .reporting import Reporter
+from .progress import RunProgress, SourceMeter
+from .rejects import RejectsFile
+from .runlife import begin, empty_reason, stopped
 from .stages.base import Rejected, Stage, StageContext, StageResult, StageSpec, tally
 from .summary import RunSummary
 from .verify import Ledger, open_ledger, verify_targets
@@ -88,7 +89,7 @@ class Runner:
         self.options = options or RunOptions()
         self.executor = self.options.executor or executor_for(self.doc.model.run.executor)
         self.state = StateDir(plan.state_dir)
-        self.reporter = Reporter(self.options.progress)
+        self.reporter = RunProgress(self.options.progress)
         self.say = self.reporter.say
         self.parts = Connectors()
         self.ctx: StageContext | None = None
@@ -98,7 +99,10 @@ class Runner:
         self.rejects: RejectsFile | None = None
         self.ledger: Ledger | None = None
         self._batch_no = 0
-        self.records_est: int | None = None
+        self.meter = SourceMeter()
+        self.timed: list[Any] = []
+        #: the run once it started, until its end is recorded (an exception before then records it failed)
+        self.progress: Progress | None = None
         self._stop = _Stop(self.say)
 
     def resume_command(self) -> str:
@@ -117,6 +121,10 @@ class Runner:
             ck = self.state.open_checkpoint()
             try:
                 return self._run_locked(ck, t0)
+            except BaseException as exc:
+                if self.progress is not None:
+                    stopped(ck, self.state, self.events, self.progress.run_id, exc)
+                raise
             finally:
                 self._close()
                 ck.close()
@@ -124,45 +132,6 @@ class Runner:
     def _close(self) -> None:
         self.parts.close()
         close_quietly(*self.stages, *self.publish, self.ctx, self.events, self.rejects, self.ledger)
-
-    def _start(self, ck: Checkpoint) -> tuple[Progress, int | None]:
-        """Resume, start (fresh, new run, over) or refuse; --retry-rejected starts a run over the rejects."""
-        plan, progress = self.plan, ck.read()
-        if self.options.retry_rejected:
-            if progress is None or progress.status != "completed":
-                raise UsageError(
-                    "nothing to retry: the last run of this recipe did not complete",
-                    hint=f"finish it first with `{self.resume_command().replace(' --retry-rejected', '')}`",
-                )
-            if ck.stored_plan()[0] != plan.fingerprint:
-                raise PlanMismatch(f"{self.state.path}: the rejects belong to a run of another plan")
-            retry_file = self.state.path / "retry.vmig.jsonl"
-            n, kept, size = split_for_retry(self.state.rejects_path, retry_file)
-            self.say(f"Retrying {n:,} rejected record(s); {kept:,} bad input line(s) stay rejected.")
-            progress = ck.start(plan.fingerprint, plan.stage_fingerprints, orjson.dumps(plan.to_json()))
-            progress.stage_state["retry_file"] = str(retry_file)
-            progress.rejects_bytes = size
-            ck.commit(progress)
-            return progress, None
-        decision = decide(
-            ck.stored_plan(), progress, (plan.fingerprint, plan.stage_fingerprints), fresh=self.options.fresh
-        )
-        if decision.action == "refuse":
-            raise PlanMismatch(
-                f"{self.state.path}: the checkpoint was made under another plan; stages that differ: "
-                f"{', '.join(decision.differ)}",
-                hint=f"run `{self.resume_command()} --fresh` to start over (embeddings stay cached), "
-                "or restore the recipe",
-            )
-        if decision.action == "resume":
-            assert progress is not None
-            ck.resume(progress)
-            return progress, progress.batches
-        if decision.action == "new-run" and progress is not None:
-            self.say(f"Run {progress.run_id} of this recipe completed; starting a new run (cached work is reused).")
-        elif decision.action == "restart" and progress is not None:
-            self.say("Starting over (--fresh): the checkpoint is reset, the embedding cache is kept.")
-        return ck.start(plan.fingerprint, plan.stage_fingerprints, orjson.dumps(plan.to_json())), None
 
     def _open(self, progress: Progress, resumed: bool) -> None:
         """Build and open the sources, sinks and stages of the plan, from the checkpoint when resuming."""
@@ -179,41 +148,38 @@ class Runner:
             stage = build_stage(spec, self.ctx)
             self.stages.append(stage)
             stage.open(progress.stage_state.get(spec.key, {}) if resumed else None)
+        self.timed = self.reporter.clock.wrap(self.stages, [spec.title for spec in self.plan.role("batch")])
         self.publish = [build_stage(spec, self.ctx) for spec in self.plan.role("publish")]
-
-    def _estimate(self) -> int | None:
-        self.records_est = None
-        total = 0
-        for _, source in self.parts.sources:
-            try:
-                n = source.estimate()
-            except Exception:  # noqa: BLE001 - an estimate is a nicety
-                n = None
-            if n is None:
-                return None
-            total += n
-        size = self.doc.model.run.batch_size
-        self.records_est = total
-        return max(1, -(-total // size)) if total else None
 
     # -- the run -----------------------------------------------------------------------------------
     def _run_locked(self, ck: Checkpoint, t0: float) -> RunSummary:
-        progress, resumed_at = self._start(ck)
+        o = self.options
+        progress, resumed_at = begin(
+            ck,
+            self.plan,
+            self.state,
+            fresh=o.fresh,
+            retry_rejected=o.retry_rejected,
+            command=self.resume_command(),
+            say=self.say,
+        )
+        self.progress = progress
         self.state.write_plan(orjson.dumps(self.plan.to_json(), option=orjson.OPT_INDENT_2))
         self.events = EventLog(self.state.events_path)
         retry_file = progress.stage_state.get("retry_file")
         fresh_rejects = resumed_at is None and not retry_file
         self.rejects = RejectsFile(self.state.rejects_path, None if fresh_rejects else progress.rejects_bytes)
         self._open(progress, resumed_at is not None)
-        total_est = self._estimate()
+        self.meter = SourceMeter.measure(self.parts.sources)
         run = self.doc.model.run
         self.ledger = open_ledger(
-            self.state.path, run.verify, run.verify_sample, progress.run_id, resumed_at, self.records_est
+            self.state.path, run.verify, run.verify_sample, progress.run_id, resumed_at, self.meter.records
         )
         counts = progress.counts
         counts.setdefault("source", {})
         if resumed_at is not None:
-            of = f"/{total_est}" if total_est else ""
+            records = self.meter.records
+            of = f"/{max(1, -(-records // run.batch_size))}" if records else ""
             done = counts["source"].get("read", 0)
             self.say(
                 f"Resuming run {progress.run_id} of {self.doc.name} at batch {resumed_at + 1}{of} "
@@ -222,7 +188,7 @@ class Runner:
             self.events.emit("resumed", run=progress.run_id, batch=resumed_at)
         else:
             self.events.emit("started", run=progress.run_id, fingerprint=self.plan.fingerprint)
-        status = self._loop(ck, progress, total_est)
+        status = self._loop(ck, progress)
         if status == "completed":
             for spec, sink in self.parts.sinks:
                 sink.finalize()
@@ -273,25 +239,27 @@ class Runner:
                 counts.update(result.figures)
                 self.events.emit(getattr(stage, "event", stage.name), **result.figures.get(stage.name, {}))
 
-    def _loop(self, ck: Checkpoint, progress: Progress, total_est: int | None) -> str:
+    def _loop(self, ck: Checkpoint, progress: Progress) -> str:
         assert self.events is not None
         counts = progress.counts
         prepared: set[str] = set()
         stop = self._stop
         batch_size = self.doc.model.run.batch_size
         sources = self.parts.sources
-        with stop.installed(), self.reporter.live(total_est):
+        clock = self.reporter.clock
+        read = counts["source"].get("read", 0)
+        with stop.installed(), self.reporter.live(self.meter, read, progress.source_index, progress.cursor):
             for index in range(progress.source_index, len(sources)):
                 spec, source = sources[index]
                 cursor = progress.cursor if index == progress.source_index else None
                 batches = decoded(spec, source.batches(cursor, batch_size))
                 overlap = source.prefetch and any(sink.io_bound for _, sink in self.parts.sinks)
-                for batch, next_cursor in prefetch(batches) if overlap else batches:
+                for batch, next_cursor in clock.timed(prefetch(batches) if overlap else batches, spec.title):
                     self._batch(batch, spec, source.identity(), progress, prepared)
                     progress.source_index, progress.cursor = index, next_cursor
                     ck.commit(progress)
                     self.events.emit("batch", run=progress.run_id, batch=progress.batches, records=len(batch))
-                    self.reporter.update(counts)
+                    self.reporter.update(counts, progress.batches, index, next_cursor)
                     if stop.signum:
                         return "interrupted"
                     limit = self.doc.model.run.max_rejects
@@ -320,7 +288,7 @@ class Runner:
         rejected = len(source_rejects)
 
         self._batch_no = progress.batches + 1
-        results = self.executor.process(self.stages, batch, progress.batches + 1)
+        results = self.executor.process(self.timed, batch, progress.batches + 1)
         edges: list[Edge] = list(batch.edges)  # a graph store's own relationships come first
         for stage, result in zip(self.stages, results, strict=True):
             rejected += self._account(stage.name, counts.setdefault(stage.name, {}), result, src_id)
@@ -332,7 +300,8 @@ class Runner:
             edges = list({(e.src, e.dst, e.type): e for e in reversed(edges)}.values())[::-1]
         out = results[-1].batch if results else batch
         for sink_spec, sink in self.parts.sinks:
-            rejected += self._store(sink_spec, sink, out, edges, counts, src_id, prepared)
+            with self.reporter.clock.time(sink_spec.title):
+                rejected += self._store(sink_spec, sink, out, edges, counts, src_id, prepared)
         if batch.rejects and self.doc.model.run.on_error == "fail":
             raise VexrunError(
                 f"{len(batch.rejects)} input record(s) rejected ({batch.rejects[0].reason}) and run.on_error is 'fail'",
@@ -430,8 +399,11 @@ class Runner:
             targets=[s.identity() for _, s in self.parts.sinks],
             exit_code=exit_code,
             stages=stages + self.plan.role("publish"),
+            seconds=self.reporter.clock.to_json(),
+            empty=empty_reason(self.parts.sources, counts, self.state.rejects_path) if status == "completed" else None,
         )
         ck.finish(progress, status, summary.to_json())
+        self.progress = None  # its end is recorded
         self.state.write_summary(progress.run_id, summary.to_json())
         self.events.emit("finished", run=progress.run_id, status=status, counts=counts)
         if status == "interrupted":

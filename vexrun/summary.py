@@ -58,6 +58,18 @@ class RunSummary:
     #: the stages that ran, in order (the plan's, or the rejects file in place of the sources on a retry)
     stages: list[StageSpec] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    #: seconds this process spent in each part of the run, by stage title (reading, each stage, each target)
+    seconds: dict[str, float] = field(default_factory=dict)
+    #: why a completed run read or kept no record (None when it did)
+    empty: str | None = None
+
+    def slowest(self) -> tuple[str, float, float] | None:
+        """(stage title, seconds, share of the time measured) of the part of the run that took longest."""
+        total = sum(self.seconds.values())
+        if not self.seconds or total <= 0:
+            return None
+        title, secs = max(self.seconds.items(), key=lambda kv: kv[1])
+        return title, secs, secs / total
 
     def rows(self) -> list[dict[str, Any]]:
         return stage_rows(self.stages, self.counts)
@@ -98,4 +110,7 @@ class RunSummary:
             "verify": self.counts.get("verify") or {},
             "targets": self.targets,
             "exit_code": self.exit_code,
+            #: seconds spent per stage by the process that ran (this attempt, not earlier ones of a resumed run)
+            "seconds": self.seconds,
+            "why_empty": self.empty,
         }

@@ -74,7 +74,9 @@ def recipe_lines(report: Any) -> list[str]:
     type=click.Choice(["auto", "bar", "log", "none"]),
     default="auto",
     show_default=True,
-    help="Progress bars on a terminal, periodic log lines otherwise.",
+    help="A bar on a terminal, otherwise a log line every 10 s (VEXRUN_PROGRESS_EVERY=SECONDS changes it): "
+    "records read out of the total where the source can tell it (its record count, or bytes of its file), "
+    "records/s, ETA and the slowest stage.",
 )
 def run(recipe: str, env_file: str | None, fresh: bool, as_json: bool, retry_rejected: bool, progress: str) -> int:
     """Run RECIPE: validate it, compile it to a plan and run it with resumable checkpoints.
@@ -156,12 +158,17 @@ def check(recipe: str, env_file: str | None, as_json: bool) -> int:
 
 
 @click.command()
-@click.argument("recipe", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("recipe", type=click.Path(path_type=str))
 @_env_file
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status(recipe: str, env_file: str | None, as_json: bool) -> int:
-    """Show where RECIPE's runs stand: the checkpoint, past runs with their counts, rejects and cache."""
-    from ..ops import recipe_status
+    """Show where RECIPE's runs stand: the checkpoint, past runs with their counts, rejects and cache.
+
+    Each run shows as running (a process holds the lock), completed, failed (with the error that stopped
+    it) or interrupted (stopped by a signal, or killed: its lock is free); and what the next run does.
+    A recipe that no longer validates is read from its state directory; RECIPE may also be that directory.
+    """
+    from ..status import recipe_status
     from .render import status_lines
 
     st = recipe_status(recipe, env_file=env_file)

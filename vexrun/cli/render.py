@@ -6,7 +6,10 @@ from typing import Any
 
 import orjson
 
-__all__ = ["plan_lines", "plan_markdown", "run_table", "status_lines"]
+__all__ = ["SLOW_RUN_S", "plan_lines", "plan_markdown", "run_table", "status_lines"]
+
+#: a run at least this long (seconds) names its slowest stage under the table (a shorter one showed it live)
+SLOW_RUN_S = 30.0
 
 
 def _duplicates(n: int) -> str:
@@ -75,6 +78,12 @@ def run_table(summary: Any) -> list[str]:
     if summary.rejects:
         tail += f"; {summary.rejects:,} rejected records in {summary.rejects_file}"
     out.append(tail)
+    if summary.empty:
+        out.append(summary.empty)
+    slow = summary.slowest()
+    if slow is not None and summary.elapsed_s >= SLOW_RUN_S:
+        slow_m, slow_s = divmod(slow[1], 60)
+        out.append(f"slowest stage: {slow[0]}, {int(slow_m)}m{slow_s:04.1f}s ({slow[2]:.0%} of the time measured)")
     out.extend(verify_lines(summary.counts.get("verify") or {}))
     skipped = (summary.counts.get("publish") or {}).get("reason")
     if skipped:
@@ -227,6 +236,10 @@ def _start(resume: dict[str, Any]) -> str:
         return f"resume at batch {resume.get('batch', '?')}"
     if action == "refuse":
         return "refused"
+    if action == "new-run":
+        return "a new run"
+    if action == "restart":
+        return "over"
     return "fresh"
 
 
@@ -271,19 +284,35 @@ def plan_markdown(report: Any) -> list[str]:
 
 def status_lines(st: dict[str, Any]) -> list[str]:
     """``vexrun status``: the checkpoint, past runs, the LLM usage of the last run, cache and rejects."""
-    out = [f"recipe      {st['recipe']}", f"state       {st['state_dir']}{'' if st['exists'] else ' (no runs yet)'}"]
+    out = [f"recipe      {st['recipe']}"]
+    if not st.get("valid", True):
+        n = st.get("problems", 1)
+        out.append(
+            f"            INVALID: {n} problem{'s' if n != 1 else ''} (`vexrun validate {st['recipe']}` lists them); "
+            "read from its state directory"
+        )
+    out.append(f"state       {st['state_dir']}{'' if st['exists'] else ' (no runs yet)'}")
     if st.get("checkpoint"):
         cp = st["checkpoint"]
         out.append(
             f"checkpoint  run {cp['run']} {cp['status']} after batch {cp['batches']:,} "
             f"({cp['records']:,} records read){'; plan changed since' if st.get('plan_changed') else ''}"
         )
+        if cp.get("reason") and cp["status"] != "completed":
+            out.append(f"            {cp['reason']}")
+    if st.get("next"):
+        out.append(f"next run    {st['next']['detail']}")
+    elif not st.get("valid", True):
+        out.append("next run    none until the recipe validates again")
+    current = (st.get("checkpoint") or {}).get("run")
     for r in st.get("runs", []):
         s = r.get("summary") or {}
         out.append(
             f"run {r['run']:<4}    {r['status']:<12} started {r['started_at']}  attempts {r['attempts']}"
             f"  rejected {s.get('rejected', 0):,}"
         )
+        if r.get("reason") and r["run"] != current:
+            out.append(f"            {r['reason']}")
     last = next((r.get("summary") for r in reversed(st.get("runs", [])) if r.get("summary")), None)
     llm = (last or {}).get("counts", {}).get("llm")
     if llm:
