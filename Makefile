@@ -15,7 +15,7 @@ TORCH  ?= torch==2.13.0
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all venv test lint typecheck pytest demo bench schemas clean
+.PHONY: all venv test lint typecheck pytest demo bench schemas clean tools
 
 all: test
 
@@ -53,7 +53,17 @@ $(LIBSSL):
 	{ $$apt update && cd $$d && $$apt download libssl1.1; } > $$d/apt.log 2>&1 || { cat $$d/apt.log; exit 1; }; \
 	dpkg -x $$d/libssl1.1_*.deb $$d && rm -rf $$d/apt $$d/apt.log $$d/libssl1.1_*.deb && touch $$d/.stamp
 
-pytest: $(STAMP) $(LIBSSL)
+# The report tests open vexrun's HTML pages in a real headless browser (Debian's chromium, ~150 MB, about a
+# minute, once) and the wizard's run in a real terminal (tmux). Without them those tests fail, never skip.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+tools:
+	@missing=""; for t in chromium tmux; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing for the report and wizard tests (apt-get, about a minute) ..."; \
+		$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+pytest: $(STAMP) $(LIBSSL) tools
 	$(BIN)/pytest
 
 test: lint typecheck pytest

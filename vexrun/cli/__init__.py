@@ -65,7 +65,19 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 #: Modules under vexrun.cli that define ``COMMANDS``; each imports only click at module level.
-COMMAND_MODULES = ("files", "recipes", "search", "keys", "sync", "migrate", "convert", "compare", "mcp", "init")
+COMMAND_MODULES = (
+    "files",
+    "recipes",
+    "search",
+    "keys",
+    "sync",
+    "migrate",
+    "convert",
+    "compare",
+    "mcp",
+    "init",
+    "report",
+)
 
 
 def _register() -> None:

@@ -234,11 +234,37 @@ def _print_lines(lines: list[str]) -> None:
 )
 @_jobs_option
 @_line_option
-def inspect(file: str, as_json: bool, fmt: str, jobs: str, max_line_bytes: int) -> int:
+@click.option(
+    "--html",
+    "html",
+    is_flag=True,
+    help="Also write the statistics and a map of the records (a seeded sample of at most 2,000 vectors, "
+    "projected to 2-D, text on hover) as one self-contained HTML page.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="Where to write the HTML page (implies --html; default: NAME-inspect.html in the current directory).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the map's sample (--html).")
+def inspect(
+    file: str,
+    as_json: bool,
+    fmt: str,
+    jobs: str,
+    max_line_bytes: int,
+    html: bool,
+    out: str | None,
+    seed: int,
+) -> int:
     """Show what a .vmig.jsonl(.gz) FILE holds before you migrate it.
 
     Record count, namespaces, dims, models, how many records carry text / a vector / both, metadata
-    keys with their types and fill rate, the created_at range and the file size.
+    keys with their types and fill rate, the created_at range and the file size. `--html` also writes them
+    as a page with a map of the records.
     """
     from ..progress import byte_progress
     from ..vmig.inspect import inspect_file
@@ -250,6 +276,11 @@ def inspect(file: str, as_json: bool, fmt: str, jobs: str, max_line_bytes: int) 
         _emit_json(report.to_json())
     else:
         click.echo("\n".join(report.lines()))
+    if html or out is not None:
+        from ..report import file_report
+        from .report import echo_written
+
+        echo_written(file_report(report, out=out, seed=seed), f"{report.stats.records:,} records")
     return 0
 
 
