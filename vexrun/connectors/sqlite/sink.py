@@ -322,7 +322,8 @@ class SqliteSink(Sink):
         conn = self._reading()
         wanted = list(dict.fromkeys(ids))
         found: dict[str, Row] = {}
-        ns = "" if namespace is None else " AND namespace = ?"
+        # "+namespace": look the ids up by the id index, never by the namespace's (2.2 s per 500 ids at 1M records)
+        ns = "" if namespace is None else " AND +namespace = ?"
         for at in range(0, len(wanted), _IN_CHUNK):
             part = wanted[at : at + _IN_CHUNK]
             sql = f"{_SELECT} WHERE id IN ({','.join('?' * len(part))}){ns}"
@@ -343,7 +344,7 @@ class SqliteSink(Sink):
             conn = self.editor
         wanted = list(dict.fromkeys(ids))
         deleted = 0
-        ns = "" if namespace is None else " AND namespace = ?"
+        ns = "" if namespace is None else " AND +namespace = ?"  # by the id index (as fetch)
         with _write_transaction(conn, self.path):
             for at in range(0, len(wanted), _IN_CHUNK):
                 part = wanted[at : at + _IN_CHUNK]
