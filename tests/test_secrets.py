@@ -133,3 +133,28 @@ def test_a_keyword_of_a_secret_field_is_no_secret(tmp_path: Path) -> None:
     recipe.write_text(body.format(t="pgvector", dsn=f'"{literal}"'))
     assert [w.code for w in load_recipe(recipe).warnings] == ["literal-secret"]
     assert redact(f"connect {literal}") == "connect ***"
+
+
+def test_an_unset_list_of_keys_is_missing_in_the_plan_and_an_error_for_the_run(tmp_path: Path) -> None:
+    """`api_keys: "${KEYS}"` (one string, split on commas) with KEYS unset: `vexrun plan` shows it MISSING and
+    exits 0, as for any secret; `vexrun run` refuses with the place of the reference."""
+    (tmp_path / "conversations.json").write_text("[]")
+    recipe = tmp_path / "keys.yaml"
+    recipe.write_text(
+        """version: 1
+mode: extract
+source: {type: claude-export, path: conversations.json}
+llm:
+  providers:
+    - type: groq
+      api_keys: "${VEXRUN_TEST_UNSET_KEYS}"
+embed: {type: fake, dims: 16}
+target: {type: vmig, path: out.vmig.jsonl}
+"""
+    )
+    plan = run_cli("plan", str(recipe), env={"VEXRUN_TEST_UNSET_KEYS": None})
+    assert plan.code == 0, plan.output
+    assert "llm.providers[0].api_keys[0]  ${VEXRUN_TEST_UNSET_KEYS} (MISSING)" in plan.out
+    res = run_cli("run", str(recipe), env={"VEXRUN_TEST_UNSET_KEYS": None})
+    assert res.code == 1
+    assert "keys.yaml:7:17: error[missing-env] llm.providers[0].api_keys: VEXRUN_TEST_UNSET_KEYS is not set" in res.err

@@ -362,6 +362,8 @@ def load_recipe(
         elif data.get(one) is None and not data.get(many):
             findings.append(doc.finding((), "missing-field", f"a recipe needs a '{one}' (or '{many}')"))
     secret_paths = set(_secret_paths(model)) if model is not None else set()
+    # a list of secrets given as one string (`api_keys: ${KEYS}`) is found at the list, its secrets at its items
+    secret_paths |= {spath[:-1] for spath in secret_paths if spath and isinstance(spath[-1], int)}
     for f in interp_findings:
         if not (lenient_secrets and f.code == "missing-env" and f.path in secret_paths):
             findings.append(f)
