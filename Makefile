@@ -63,8 +63,11 @@ tools:
 		$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
 
+# Two workers (pytest-xdist), a test file to a worker: each worker starts the servers its files need once.
+# The suite is mostly waiting on servers and subprocesses, so two workers on two cores halve its time.
+PYTEST_WORKERS ?= 2
 pytest: $(STAMP) $(LIBSSL) tools
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15
 
 test: lint typecheck pytest
 
