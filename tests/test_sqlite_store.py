@@ -271,13 +271,25 @@ def test_prepare_refuses_other_dims_or_model(tmp_path: Path) -> None:
 
 
 def test_replace_empties_the_store_on_a_fresh_run_only(tmp_path: Path) -> None:
-    path = write_store(tmp_path, [text_batch({"a": "alpha"})])
+    path = write_store(tmp_path, [text_batch({"a": "alpha", "z": "zeta"})])
+    sink = open_sink(tmp_path)
+    try:
+        sink.write_edges([Edge("a", "z", "temporal")])
+    finally:
+        sink.close()
+    reader = sqlite3.connect(path)  # a reader that has the old store open keeps reading it
+    old_inode = path.stat().st_ino
     sink = open_sink(tmp_path, replace=True)
     try:
         sink.prepare(4, "fake-4")
         sink.write(text_batch({"b": "beta"}, dims=4))
     finally:
         sink.close()
+    assert reader.execute("SELECT count(*) FROM records").fetchone() == (2,)
+    reader.close()
+    assert path.stat().st_ino != old_inode  # a new file, not the old one emptied page by page
+    assert sql(path, "SELECT count(*) FROM edges") == [(0,)]
+    assert sql(path, "SELECT value FROM meta WHERE key = 'dims'") == [("4",)]
     sink = open_sink(tmp_path, state={"records": 1}, replace=True)  # resumed: keeps what the run wrote
     try:
         sink.prepare(4, "fake-4")

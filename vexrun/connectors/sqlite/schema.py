@@ -115,9 +115,6 @@ _DDL = (
     "CREATE INDEX edges_dst ON edges (dst, type)",
 )
 
-#: Dropped (in this order) when a sink empties the store with ``replace: true``.
-TABLES = ("records_fts", "records", "edges", "meta")
-
 
 def now() -> str:
     """The current UTC time as ISO-8601 with milliseconds and a ``Z``."""
