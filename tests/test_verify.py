@@ -129,6 +129,9 @@ def test_verify_off_and_unverifiable_targets(tmp_path: Path, capsys: pytest.Capt
     _write(tmp_path / "in.vmig.jsonl")
     memory.reset("verify-off")
     recipe = _recipe(tmp_path, {"type": "memory", "name": "verify-off", "lose": ["mem-0001"]}, verify="off")
+    text = recipe.read_text()
+    recipe.write_text(text.replace("verify: 'off'", "verify: off"))  # as users write it: YAML 1.1 reads false
+    assert "verify: off\n" in recipe.read_text()
     code, out, _ = vx(capsys, "run", str(recipe), "--json", "--progress", "none")
     assert code == 0 and json.loads(out)["verify"] == {}
     assert not (tmp_path / ".vexrun").exists() or not list((tmp_path / ".vexrun").rglob("ledger.sqlite"))

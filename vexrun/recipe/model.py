@@ -54,6 +54,13 @@ class RunSettings(Strict):
         "of records per namespace, 'sample' also reads back a seeded sample and compares it (text, vector, "
         "metadata), 'full' reads back every record, 'off' skips the check. A difference exits 5.",
     )
+
+    @field_validator("verify", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted `off` as false: `verify: off` means the word
+        return "off" if value is False else value
+
     verify_sample: int = Field(
         default=1000,
         ge=1,
