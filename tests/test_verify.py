@@ -61,6 +61,11 @@ def test_differs_rules() -> None:
     # a store that normalises: equal after normalising, not before
     assert differs((rec, vec), (rec, vec / 5), normalized=True) is None
     assert differs((rec, vec), (rec, vec / 5)) == "vector differs"
+    # within the float32 precision a store declares: 1e-6 relative (float64 stores round-trip through text)
+    assert differs((rec, vec), (rec, (vec * (1 + 5e-7)).astype(np.float32))) is None
+    assert differs((rec, vec), (rec, (vec * (1 + 5e-6)).astype(np.float32))) == "vector differs"
+    assert differs((rec, vec), (rec, np.array([3.0, np.nan], dtype=np.float32))) == "vector differs"
+    assert differs((rec, vec), (rec, np.ones(3, dtype=np.float32))) == "vector has 3 dims, expected 2"
 
 
 def test_ledger_sample_is_seeded_and_survives_resume(tmp_path: Path) -> None:
