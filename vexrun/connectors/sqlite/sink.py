@@ -173,8 +173,8 @@ class SqliteSink(Sink):
 
     def _empty(self) -> None:
         """``replace: true``: a new, empty store in place of the old one. The old files are removed (``open``
-        checked that they are a vexrun store; the run holds the store's lock): dropping the tables of a big
-        store instead read and journalled every page of it in one transaction (2.2 GB of memory at 1M records).
+        checked that they are a vexrun store; the run holds the store's lock): dropping the tables instead
+        freed every page of the store in one transaction (17 s at 1M records, against 0.6 s for this).
         A reader that has the old store open keeps reading it until it reopens."""
         self._db().close()
         self.conn = None
