@@ -33,12 +33,9 @@ class LocalExecutor:
     name = "local"
 
     def process(self, stages: Sequence[Stage], batch: Batch, index: int) -> list[StageResult]:
-        results: list[StageResult] = []
-        for stage in stages:
-            result = stage.process(batch)
-            results.append(result)
-            batch = result.batch
-        return results
+        from .batchflow import execute
+
+        return execute(stages, batch)
 
 
 EXECUTORS: dict[str, type[LocalExecutor]] = {"local": LocalExecutor}

@@ -25,10 +25,10 @@ from typing import Any
 
 import orjson
 
+from .batchflow import BatchDone, done_batch, write_sink
 from .build import Connectors, build_connectors, build_stage, close_quietly, decoded, run_context, stage_context
 from .checkpoint import Checkpoint, EventLog, Progress, StateDir
-from .connectors.base import Edge, Sink
-from .connectors.encoding import split_for, store_id, to_store
+from .connectors.base import Sink
 from .errors import Interrupted, VexrunError
 from .executor import Executor, executor_for
 from .planner import Plan
@@ -272,100 +272,82 @@ class Runner:
 
     def _batch(self, batch: Batch, spec: StageSpec, src_id: str, progress: Progress, prepared: set[str]) -> None:
         """One batch from the source through the stages to every sink; the progress is ready to commit."""
-        assert self.rejects is not None
-        counts = progress.counts
-        read = {"in": len(batch) + len(batch.rejects), "out": len(batch), "rejected": len(batch.rejects)}
-        tally(counts.setdefault("sources", {}).setdefault(spec.title, {}), {**read, "warnings": len(batch.warnings)})
-        legacy = {
-            "read": read["in"],
-            "passed": len(batch),
-            "rejected": len(batch.rejects),
-            "warnings": len(batch.warnings),
-        }
-        tally(counts["source"], legacy)
-        source_rejects = [Rejected(r.reason, raw=r.raw, line=r.line) for r in batch.rejects]
-        self.rejects.write("source", src_id, source_rejects)
-        rejected = len(source_rejects)
-
         self._batch_no = progress.batches + 1
-        results = self.executor.process(self.timed, batch, progress.batches + 1)
-        edges: list[Edge] = list(batch.edges)  # a graph store's own relationships come first
-        for stage, result in zip(self.stages, results, strict=True):
-            rejected += self._account(stage.name, counts.setdefault(stage.name, {}), result, src_id)
-            counts.update(result.figures)
-            edges.extend(result.edges)
-            if stage.name == "ids":
-                tally(counts, {"skipped": result.counts.get("duplicates", 0)})
-        if batch.edges:  # an edge the graph stage derives again is the source's (the first of each key)
-            edges = list({(e.src, e.dst, e.type): e for e in reversed(edges)}.values())[::-1]
-        out = results[-1].batch if results else batch
+        done = done_batch(batch, self.executor.process(self.timed, batch, progress.batches + 1))
         for sink_spec, sink in self.parts.sinks:
             with self.reporter.clock.time(sink_spec.title):
-                rejected += self._store(sink_spec, sink, out, edges, counts, src_id, prepared)
-        if batch.rejects and self.doc.model.run.on_error == "fail":
-            raise VexrunError(
-                f"{len(batch.rejects)} input record(s) rejected ({batch.rejects[0].reason}) and run.on_error is 'fail'",
-                hint=f"fix the input, then resume with: {self.resume_command()}",
-            )
-        self.rejects.sync()
-        tally(counts, {"rejected": rejected})
-        progress.batches += 1
+                done.writes.append(write_sink(sink_spec, sink, done.out, done.edges, self._preparer(sink, prepared)))
+        self.take(done, src_id, spec.title, progress)
         retry_file = progress.stage_state.get("retry_file")
         progress.stage_state = {stage.name: stage.state() for stage in self.stages}
         if retry_file:
             progress.stage_state["retry_file"] = retry_file
         progress.sink_state = {s.title: sink.state() for s, sink in self.parts.sinks}
+
+    @staticmethod
+    def _preparer(sink: Sink, prepared: set[str]) -> Any:
+        """Prepare the sink (create its collection or table) before its first write of the run."""
+
+        def prepare(batch: Batch) -> None:
+            key = f"{id(sink)}"
+            if key not in prepared:
+                dims = batch.dims
+                sink.prepare(dims, batch.records[0].model if batch.records and dims else None)
+                prepared.add(key)
+
+        return prepare
+
+    def take(self, done: BatchDone, src_id: str, source_title: str, progress: Progress) -> None:
+        """Count a processed batch into ``progress``: the source's, the stages' and the sinks' figures, the
+        rejects file and the verification ledger. Raises when run.on_error is 'fail' and records were rejected."""
+        assert self.rejects is not None
+        counts = progress.counts
+        read = done.read
+        tally(counts.setdefault("sources", {}).setdefault(source_title, {}), read)
+        legacy = {"read": read["in"], "passed": read["out"], "rejected": read["rejected"], "warnings": read["warnings"]}
+        tally(counts["source"], legacy)
+        self.rejects.write("source", src_id, done.source_rejects)
+        rejected = len(done.source_rejects)
+        for name, result in zip(self.stage_names, done.results, strict=True):
+            rejected += self._account(name, counts.setdefault(name, {}), result, src_id)
+            counts.update(result.figures)
+            if name == "ids":
+                tally(counts, {"skipped": result.counts.get("duplicates", 0)})
+        batch = done.out
+        for w in done.writes:
+            store = counts.setdefault("store", {}).setdefault(w.title, {})
+            tally(store, {"in": len(batch), "written": w.written})
+            tally(store, {"rejected": len(w.refused), **({"duplicates": w.duplicates} if w.duplicates else {})})
+            if self.ledger is not None:
+                self.ledger.add(w.title, progress.batches + 1, batch, set(w.refused))
+            if w.refused:
+                rejects = [
+                    Rejected(f"{w.title}: {w.refused[r.id]}", r, batch.vector(i))
+                    for i, r in enumerate(batch.records)
+                    if r.id in w.refused
+                ]
+                self.rejects.write("store", src_id, rejects)
+            rejected += len(w.refused)
+        if read["rejected"] and self.doc.model.run.on_error == "fail":
+            raise VexrunError(
+                f"{read['rejected']} input record(s) rejected ({done.source_rejects[0].reason}) and run.on_error "
+                "is 'fail'",
+                hint=f"fix the input, then resume with: {self.resume_command()}",
+            )
+        self.rejects.sync()
+        tally(counts, {"rejected": rejected})
+        progress.batches += 1
         progress.rejects_bytes = self.rejects.size
+
+    @property
+    def stage_names(self) -> list[str]:
+        return [spec.name for spec in self.plan.role("batch")]
 
     def _account(self, stage: str, slot: dict[str, Any], result: StageResult, src_id: str) -> int:
         assert self.rejects is not None
         tally(slot, result.counts)
         self.rejects.write(stage, src_id, result.rejected)
         return len(result.rejected)
-
-    def _store(
-        self,
-        spec: StageSpec,
-        sink: Sink,
-        batch: Batch,
-        edges: list[Edge],
-        counts: dict[str, Any],
-        src_id: str,
-        prepared: set[str],
-    ) -> int:
-        """Write the batch (and its edges) to one sink; returns how many records it refused."""
-        title = spec.title
-        if title not in prepared:
-            dims = batch.dims
-            sink.prepare(dims, batch.records[0].model if batch.records and dims else None)
-            prepared.add(title)
-        caps = spec.plugin.capabilities if spec.plugin is not None else None
-        stored = to_store(batch, caps)
-        written, refused, duplicates = 0, {}, 0
-        for part in split_for(stored, caps) if len(stored) else ():
-            result = sink.write(part)
-            written += result.written
-            duplicates += result.duplicates
-            refused.update(result.rejected)
-        if edges:
-            if caps is not None and caps.ids != "any":
-                edges = [
-                    Edge(store_id(e.src, caps), store_id(e.dst, caps), e.type, e.weight, e.metadata) for e in edges
-                ]
-            sink.write_edges(edges)
-        tally(counts.setdefault("store", {}).setdefault(title, {}), {"in": len(batch), "written": written})
-        tally(counts["store"][title], {"rejected": len(refused), **({"duplicates": duplicates} if duplicates else {})})
-        if self.ledger is not None:
-            kept_out = {r.id for s, r in zip(stored.records, batch.records, strict=True) if s.id in refused}
-            self.ledger.add(title, self._batch_no, batch, kept_out)
-        if refused:
-            pairs = zip(stored.records, batch.records, strict=True)
-            by_id = {s.id: (rec, batch.vector(i)) for i, (s, rec) in enumerate(pairs)}
-            found = [(by_id.get(rid, (None, None)), reason) for rid, reason in refused.items()]
-            rejects = [Rejected(f"{title}: {reason}", rec, vec) for (rec, vec), reason in found]
-            assert self.rejects is not None
-            self.rejects.write("store", src_id, rejects)
-        return len(refused)
 
     def _finish(self, ck: Checkpoint, progress: Progress, status: str, resumed_at: int | None, t0: float) -> RunSummary:
         assert self.events is not None

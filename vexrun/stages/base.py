@@ -48,6 +48,7 @@ __all__ = [
     "StageResult",
     "StageSpec",
     "build_stage",
+    "stage_class",
     "rejected_from",
     "tally",
 ]
@@ -219,6 +220,11 @@ class Stage:
     anything across batches, :meth:`state` and :meth:`open`)."""
 
     name: ClassVar[str] = "stage"
+    #: True for a global stage: it needs every batch before this one, in source order (dedup, the graph), so a
+    #: distributed executor runs it in one place, in order, after the partitions (a barrier)
+    ordered: ClassVar[bool] = False
+    #: True if the stage only adds edges and passes its batch on unchanged
+    edges_only: ClassVar[bool] = False
     spec: StageSpec | None = None
     ctx: StageContext | None = None
 
@@ -264,10 +270,14 @@ def rejected_from(batch: Batch, reasons: Mapping[str, str]) -> list[Rejected]:
     return out
 
 
-def build_stage(spec: StageSpec, ctx: StageContext) -> Stage:
-    """The stage a spec names (``impl``), built from its settings; nothing is opened yet."""
+def stage_class(spec: StageSpec) -> type[Stage]:
+    """The class a spec names (``impl``), imported, nothing built."""
     assert spec.impl is not None, f"the stage {spec.title} is not built by a stage class"
     module, _, name = spec.impl.partition(":")
-    cls = getattr(importlib.import_module(module), name)
-    stage: Stage = cls.from_spec(spec, ctx)
-    return stage
+    cls: type[Stage] = getattr(importlib.import_module(module), name)
+    return cls
+
+
+def build_stage(spec: StageSpec, ctx: StageContext) -> Stage:
+    """The stage a spec names (``impl``), built from its settings; nothing is opened yet."""
+    return stage_class(spec).from_spec(spec, ctx)

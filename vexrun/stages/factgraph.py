@@ -39,6 +39,8 @@ def _keys(value: Any) -> tuple[str, ...]:
 
 class FactGraphStage(Stage):
     name = "graph"
+    ordered = True
+    edges_only = True
 
     def __init__(self, settings: FactGraphSettings) -> None:
         self.settings = settings

@@ -16,6 +16,8 @@ _MAX_OPEN = 64  # conversations remembered across batches (sources stream them o
 
 class GraphStage(Stage):
     name = "graph"
+    ordered = True
+    edges_only = True
 
     def __init__(self, settings: FactGraphSettings) -> None:
         self.temporal = settings.temporal

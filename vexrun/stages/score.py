@@ -38,6 +38,7 @@ def parse_time(value: Any) -> float | None:
 
 class ScoreStage(Stage):
     name = "score"
+    ordered = True  # one reference time for the whole run
 
     def __init__(self, settings: ScoreSettings, reference: datetime | None = None) -> None:
         self.settings = settings

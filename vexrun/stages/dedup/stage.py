@@ -136,6 +136,7 @@ def merge(kept: Record, kept_info: float, dup: Record, dup_info: float, cap: int
 
 class DedupStage(Stage):
     name = "dedup"
+    ordered = True
 
     def __init__(
         self,
