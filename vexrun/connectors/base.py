@@ -171,6 +171,12 @@ class Source:
         the next batch; ``None`` starts at the beginning."""
         raise NotImplementedError
 
+    def partitions(self, n: int) -> list[tuple[str, Cursor | None]]:
+        """Up to ``n`` disjoint ranges that together are the whole source, in source order, for a distributed
+        run: (a name that says the range, a start cursor that also bounds it). ``batches()`` from that cursor
+        yields the range's records and stops at its end. Default: one partition, the whole source."""
+        return [("all", None)]
+
     def report(self) -> dict[str, Any]:
         """Counts for the run report (e.g. dropped messages by reason)."""
         return {}

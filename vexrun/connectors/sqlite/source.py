@@ -100,11 +100,28 @@ class SqliteSource(Source):
             )
         return int(row[0])
 
+    def partitions(self, n: int) -> list[tuple[str, Cursor | None]]:
+        """Ranges of ``seq`` holding about equal numbers of records, named ``seq A-B`` (after A, up to B)."""
+        ns = self.cfg.namespace
+        where, args = ("", ()) if ns is None else (" WHERE namespace = ?", (ns,))
+        db = self._db()
+        total = int(db.execute(f"SELECT count(*) FROM records{where}", args).fetchone()[0])
+        if n <= 1 or total < 2:
+            return [("all", None)]
+        sql = f"SELECT seq FROM records{where} ORDER BY seq LIMIT 1 OFFSET ?"
+        cuts = sorted({int(db.execute(sql, (*args, total * k // n)).fetchone()[0]) for k in range(1, n)})
+        top = int(db.execute(f"SELECT max(seq) FROM records{where}", args).fetchone()[0])
+        bounds = [0, *(c - 1 for c in cuts), top]
+        return [(f"seq {lo}-{hi}", {"after": lo, "until": hi}) for lo, hi in zip(bounds, bounds[1:], strict=False)]
+
     def batches(self, cursor: Cursor | None, batch_size: int) -> Iterator[tuple[Batch, Cursor]]:
         after = int(cursor["after"]) if cursor else 0
+        until = cursor.get("until") if cursor else None
         ns = self.cfg.namespace
         extra: tuple[str, ...] = () if ns is None else (ns,)
         where = "seq > ?" if ns is None else "namespace = ? AND seq > ?"
+        if until is not None:
+            where += f" AND seq <= {int(until)}"
         sql = f"{_SELECT} WHERE {where} ORDER BY seq LIMIT ?"
         while True:
             # One short read per batch: no read transaction stays open while the pipeline works.
@@ -114,7 +131,7 @@ class SqliteSource(Source):
             batch = rows_to_batch(rows, self.path, self.dims)
             after = int(rows[-1][0])
             self.read += len(rows)
-            yield batch, {"after": after}
+            yield batch, ({"after": after} if until is None else {"after": after, "until": until})
             if len(rows) < batch_size:
                 return
 

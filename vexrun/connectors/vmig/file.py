@@ -123,8 +123,29 @@ class VmigSource(Source):
             return int(meta[1]["record_count"])
         return None
 
+    def partitions(self, n: int) -> list[tuple[str, Cursor | None]]:
+        """Byte ranges of about equal size cut on line boundaries, named ``bytes A-B`` (a gzip file cannot be
+        cut: one partition). Each start cursor carries the range's first line number and its ``end``."""
+        size = self.path.stat().st_size
+        if n <= 1 or size == 0 or self.path.name.endswith(".gz"):
+            return [("all", None)]
+        from ...procread import _align
+
+        with open(self.path, "rb") as fh:
+            cuts = sorted({_align(fh, size * k // n, size) for k in range(n)} | {size})
+            out: list[tuple[str, Cursor | None]] = []
+            line = 0
+            for lo, hi in zip(cuts, cuts[1:], strict=False):
+                out.append((f"bytes {lo}-{hi}", {"offset": lo, "line": line, "end": hi}))
+                line += _count_lines(fh, lo, hi)
+        return out
+
     def batches(self, cursor: Cursor | None, batch_size: int) -> Iterator[tuple[Batch, Cursor]]:
         start = (int(cursor["offset"]), int(cursor["line"])) if cursor else (0, 0)
+        end = cursor.get("end") if cursor else None
+        if end is not None:
+            yield from self._range(start, int(end), batch_size)
+            return
         workers = self.workers
         if workers:
             from ... import procread
@@ -142,6 +163,19 @@ class VmigSource(Source):
             assert batch.cursor is not None
             yield batch, {"offset": batch.cursor[0], "line": batch.cursor[1]}
 
+    def _range(self, start: tuple[int, int], end: int, batch_size: int) -> Iterator[tuple[Batch, Cursor]]:
+        """The batches of one partition (bytes ``start[0]`` to ``end``), parsed in this process."""
+        from ...vmig.reader import read_range
+
+        for batch in read_range(self.path, batch_size=batch_size, start=start, end=end):
+            if self.cfg.namespace is not None:
+                for rec in batch.records:
+                    if rec.namespace is None:
+                        rec.namespace = self.cfg.namespace
+            self.counts["warnings"] += len(batch.warnings)
+            assert batch.cursor is not None
+            yield batch, {"offset": batch.cursor[0], "line": batch.cursor[1], "end": end}
+
     @classmethod
     def declared_models(cls, config: Any, base_dir: Any) -> list[str]:
         """The models the file's sidecar names (no record is read)."""
@@ -157,6 +191,19 @@ class VmigSource(Source):
 
 
 _BLOCK = 1 << 22
+
+
+def _count_lines(fh: Any, lo: int, hi: int) -> int:
+    """How many lines bytes ``lo`` to ``hi`` of the file hold (``hi`` is a line boundary)."""
+    fh.seek(lo)
+    left, n = hi - lo, 0
+    while left > 0:
+        block = fh.read(min(_BLOCK, left))
+        if not block:
+            break
+        n += block.count(b"\n")
+        left -= len(block)
+    return n
 
 
 def _members(fh: Any, size: int) -> Iterator[bytes]:
