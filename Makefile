@@ -10,7 +10,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 # here). torch is pinned in the same pip command as sentence-transformers: 2.13.0 is the CPU wheel on this
 # machine's disk (an unpinned torch would pull a multi-GB CUDA build). After installing, `vexrun.extras`
 # checks each extra's distributions and imports what its plugins declare in `requires`.
-EXTRAS ?= local,local-lite,llm,sync,pgvector,embedded-postgres,qdrant,chroma,milvus,milvus-lite,redis,neo4j,lancedb,pinecone,weaviate,langgraph,langchain,llamaindex,mcp,wizard
+EXTRAS ?= local,local-lite,llm,sync,pgvector,embedded-postgres,qdrant,chroma,milvus,milvus-lite,redis,neo4j,lancedb,pinecone,weaviate,langgraph,langchain,llamaindex,mcp,wizard,ray
 TORCH  ?= torch==2.13.0
 
 export PYTHONDONTWRITEBYTECODE := 1

@@ -1,9 +1,10 @@
 """Executors: what runs the plan's per-batch stages. The runner owns the sources, the sinks and the checkpoint;
 an executor only turns a batch from a source into the batch the sinks write, through the compiled stages.
 
-``run.executor: local`` (the default) runs them in the runner's process, one after the other. Another executor
-(a distributed one) receives the same stage specs — they and the built, unopened stages pickle — and must give
-the same results.
+``run.executor: local`` (the default) runs them in the runner's process, one after the other. A partitioned
+executor (``ray``, :mod:`vexrun.scaleout`) receives the same stage specs — they and the built, unopened stages
+pickle — runs whole partitions in its workers instead of single batches (its ``run`` replaces the runner's batch
+loop, ``driver_stages`` says which stages the runner opens in its own process), and must give the same results.
 """
 
 from __future__ import annotations
@@ -38,11 +39,16 @@ class LocalExecutor:
         return execute(stages, batch)
 
 
-EXECUTORS: dict[str, type[LocalExecutor]] = {"local": LocalExecutor}
+#: name → "module:Class" (imported when used: Ray only for ``ray``)
+EXECUTORS: dict[str, str] = {"local": "vexrun.executor:LocalExecutor", "ray": "vexrun.scaleout.driver:RayExecutor"}
 
 
 def executor_for(name: str) -> Executor:
+    import importlib
+
     try:
-        return EXECUTORS[name]()
+        module, _, cls = EXECUTORS[name].partition(":")
     except KeyError:
         raise UsageError(f"unknown executor '{name}' (known: {', '.join(sorted(EXECUTORS))})") from None
+    executor: Executor = getattr(importlib.import_module(module), cls)()
+    return executor

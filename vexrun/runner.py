@@ -144,11 +144,14 @@ class Runner:
             source.open()
         for spec, sink in self.parts.sinks:
             sink.open(progress.sink_state.get(spec.title) if resumed else None)
-        for spec in self.plan.role("batch"):
+        specs = self.plan.role("batch")
+        if getattr(self.executor, "partitioned", False):  # its workers open the others
+            specs = self.executor.driver_stages(specs)  # type: ignore[attr-defined]
+        for spec in specs:
             stage = build_stage(spec, self.ctx)
             self.stages.append(stage)
             stage.open(progress.stage_state.get(spec.key, {}) if resumed else None)
-        self.timed = self.reporter.clock.wrap(self.stages, [spec.title for spec in self.plan.role("batch")])
+        self.timed = self.reporter.clock.wrap(self.stages, [spec.title for spec in specs])
         self.publish = [build_stage(spec, self.ctx) for spec in self.plan.role("publish")]
 
     # -- the run -----------------------------------------------------------------------------------
@@ -241,6 +244,9 @@ class Runner:
 
     def _loop(self, ck: Checkpoint, progress: Progress) -> str:
         assert self.events is not None
+        if getattr(self.executor, "partitioned", False):
+            status: str = self.executor.run(self, ck, progress)  # type: ignore[attr-defined]
+            return status
         counts = progress.counts
         prepared: set[str] = set()
         stop = self._stop

@@ -78,7 +78,22 @@ def recipe_lines(report: Any) -> list[str]:
     "records read out of the total where the source can tell it (its record count, or bytes of its file), "
     "records/s, ETA and the slowest stage.",
 )
-def run(recipe: str, env_file: str | None, fresh: bool, as_json: bool, retry_rejected: bool, progress: str) -> int:
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default=None,
+    help="What runs the plan (default: the recipe's run.executor): 'ray' runs partitions of the sources on Ray "
+    "(run.ray.address or RAY_ADDRESS, else a local Ray on this machine's cores).",
+)
+def run(
+    recipe: str,
+    env_file: str | None,
+    fresh: bool,
+    as_json: bool,
+    retry_rejected: bool,
+    progress: str,
+    executor: str | None,
+) -> int:
     """Run RECIPE: validate it, compile it to a plan and run it with resumable checkpoints.
 
     A killed or interrupted run resumes where it stopped when the same command is run again. Exit 0 when
@@ -91,6 +106,10 @@ def run(recipe: str, env_file: str | None, fresh: bool, as_json: bool, retry_rej
     parts = ["vexrun", "run", recipe] + (["--env-file", env_file] if env_file else [])
     if retry_rejected:
         parts.append("--retry-rejected")
+    if executor:
+        parts += ["--executor", executor]
+    from ..executor import executor_for
+
     summary = run_recipe(
         recipe,
         env_file=env_file,
@@ -98,6 +117,7 @@ def run(recipe: str, env_file: str | None, fresh: bool, as_json: bool, retry_rej
         progress=progress,
         command=" ".join(shlex.quote(p) for p in parts),
         retry_rejected=retry_rejected,
+        executor=executor_for(executor) if executor else None,
     )
     if as_json:
         _emit_json(summary.to_json())

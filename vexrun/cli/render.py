@@ -201,6 +201,10 @@ def plan_lines(report: Any) -> list[str]:
     out.append(f"state    {p.state_dir}")
     out.append(f"resume   {report.resume['detail']}")
     out.append(f"run      batch_size {run.batch_size}, on_error {run.on_error}")
+    if run.executor == "ray":
+        from ..scaleout.layout import describe
+
+        out.extend(describe(p))
     if any(s.role == "publish" for s in p.stages):
         policy = p.doc.model.publish.on_rejects
         what = "a run that rejects records signs and pushes nothing" if policy == "skip" else "publishes with rejects"

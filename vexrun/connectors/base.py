@@ -202,6 +202,9 @@ class Sink:
 
     name: ClassVar[str] = "sink"
     capabilities: ClassVar[Capabilities] = Capabilities()
+    #: True if several processes may write the target at once (a server store): a distributed executor then
+    #: writes it from its workers; a file or an embedded store has one writer, the run's own process.
+    concurrent_writers: ClassVar[bool] = False
     #: True if writing mostly waits on a server (network, a database process): then reading the next batch
     #: in a background thread overlaps with the write. A CPU-bound sink (a local file) gains nothing from it.
     io_bound: ClassVar[bool] = False

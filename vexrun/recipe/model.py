@@ -29,6 +29,30 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class RaySettings(Strict):
+    """``run.ray``: where and how wide ``run.executor: ray`` runs."""
+
+    address: str | None = Field(
+        default=None,
+        description="The Ray cluster to join (as ray.init(address=...)); default: RAY_ADDRESS, else a local Ray "
+        "started with this machine's cores (dashboard and usage statistics off).",
+    )
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=4096,
+        description="Worker actors, each holding the plan's per-batch stages (its embedder, its LLM clients) and "
+        "the store connections (default: the cluster's CPUs).",
+    )
+    partitions: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="Partitions per source (default: 4 per worker). Fixed at a run's start: a resumed run keeps "
+        "the partitions it started with.",
+    )
+
+
 class RunSettings(Strict):
     """How the runner works: batching, where state lives, what a terminal record error does."""
 
@@ -44,9 +68,13 @@ class RunSettings(Strict):
     max_rejects: int | None = Field(
         default=None, ge=0, description="Stop the run once this many records were rejected (None: no limit)."
     )
-    executor: Literal["local"] = Field(
+    executor: Literal["local", "ray"] = Field(
         default="local",
-        description="What runs the plan's stages: 'local' (this process, batch after batch).",
+        description="What runs the plan's stages: 'local' (this process, batch after batch) or 'ray' (partitions "
+        "of the sources on a Ray cluster, or a local Ray on this machine's cores; the extra vexrun[ray]).",
+    )
+    ray: RaySettings = Field(
+        default_factory=lambda: RaySettings(), description="How run.executor: ray runs (ignored by 'local')."
     )
     verify: Literal["sample", "count", "full", "off"] = Field(
         default="sample",

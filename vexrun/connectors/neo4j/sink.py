@@ -41,6 +41,7 @@ _SIMILARITY = {"cosine": "cosine", "l2": "euclidean"}
 
 class Neo4jSink(Sink):
     name = "neo4j"
+    concurrent_writers = True
     io_bound = True
 
     def __init__(self, config: Neo4jSinkConfig, ctx: RunContext) -> None:

@@ -34,6 +34,7 @@ _STAGE = "vexrun_stage"
 
 class PgvectorSink(Sink):
     name = "pgvector"
+    concurrent_writers = True
     io_bound = True
 
     def __init__(self, config: PgvectorSinkConfig, ctx: RunContext) -> None:

@@ -47,6 +47,7 @@ def _sdk_major() -> int | None:
 
 class PineconeSink(Sink):
     name = "pinecone"
+    concurrent_writers = True
     io_bound = True
 
     def __init__(self, config: PineconeSinkConfig, ctx: RunContext) -> None:

@@ -35,6 +35,7 @@ SCHEMA_VERSION = "1"
 
 class RedisSink(ReadBack, Sink):
     name = "redis"
+    concurrent_writers = True
     io_bound = True
     cfg: RedisSinkConfig
 

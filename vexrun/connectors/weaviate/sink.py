@@ -34,6 +34,7 @@ _ALL_FAILED = "Every object failed during insertion. Here is the set of all erro
 
 class WeaviateSink(Sink):
     name = "weaviate"
+    concurrent_writers = True
     io_bound = True
 
     def __init__(self, config: WeaviateSinkConfig, ctx: RunContext) -> None:

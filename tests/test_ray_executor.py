@@ -1,0 +1,231 @@
+"""``run.executor: ray`` against ``run.executor: local``: the same recipe, the same targets.
+
+Ray runs for real here (a local Ray started by the run), each run in a loopback-only network namespace with its
+own PID namespace (``unshare -n -p -f``; see ../shared/notes/services.md): Ray binds the machine's external
+address otherwise, and a ``kill -9`` of the driver — PID 1 of its namespace — takes every Ray process of the run
+with it. PostgreSQL is reached over its unix socket from inside. If Ray cannot start, these tests fail.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import ray  # noqa: F401 - not optional here: without Ray these tests fail, they never skip
+
+from conftest import run_cli
+from vexrun.testing.services import postgres as service
+from vexrun.vmig.batch import Batch
+from vexrun.vmig.model import Record
+from vexrun.vmig.writer import VmigWriter
+
+UNSHARE = shutil.which("unshare")
+
+
+def _ns_command(*args: str) -> list[str]:
+    assert UNSHARE, "unshare (util-linux) is needed to run Ray on loopback only"
+    script = 'ip link set lo up && exec "$@"'
+    return [UNSHARE, "-n", "-p", "-f", "--mount-proc", "bash", "-c", script, "ray-ns", sys.executable, "-m", "vexrun"]
+
+
+def ns_run(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NO_COLOR": "1"}
+    return subprocess.run([*_ns_command(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def write_input(path: Path, n: int, dims: int = 16) -> None:
+    """``n`` records: unique texts, conversations of 7 records (temporal edges cross the partitions), tags."""
+    rng = np.random.default_rng(7)
+    with VmigWriter(path, source_store="test") as w:
+        for start in range(0, n, 1000):
+            m = min(1000, n - start)
+            vecs = rng.standard_normal((m, dims), dtype=np.float32)
+            records = [
+                Record(
+                    id=f"r{k:06d}",
+                    text=f"memory number {k} about {('berlin', 'tea', 'deploy', 'budget')[k % 4]}",
+                    model="m",
+                    namespace=("work", "home")[k % 2],
+                    metadata={"conversation_id": f"c{k // 7}", "tags": [f"t{k % 5}"], "turn": k % 7},
+                    created_at=f"2026-01-{1 + k % 28:02d}T00:00:00Z",
+                )
+                for k in range(start, start + m)
+            ]
+            w.write_batch(Batch(records=records, vectors=vecs, has_vector=np.ones(m, dtype=bool)))
+
+
+def recipe(path: Path, executor: str, *, dsn: str | None, table: str, extra_run: str = "") -> Path:
+    pg = (
+        f"""
+  - type: pgvector
+    dsn: "{dsn}"
+    table: {table}"""
+        if dsn
+        else ""
+    )
+    path.write_text(
+        f"""version: 1
+name: {path.stem}
+mode: raw
+sources:
+  - type: vmig
+    path: in.vmig.jsonl
+embed:
+  type: fake
+  dims: 24
+targets:
+  - type: vmig
+    path: out-{path.stem}/out.vmig.jsonl
+  - type: sqlite
+    path: out-{path.stem}/mem.db{pg}
+run:
+  batch_size: 150
+  executor: {executor}
+  ray:
+    workers: 2
+    partitions: 5
+{extra_run}"""
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[service.Handle]:
+    handle = service.start(tmp_path_factory.mktemp("pg"))
+    try:
+        yield handle
+    finally:
+        service.stop(handle)
+
+
+def sqlite_dump(path: Path) -> tuple[list[Any], list[Any]]:
+    db = sqlite3.connect(path)
+    try:
+        recs = db.execute("SELECT id, namespace, text, vector, metadata FROM records ORDER BY id").fetchall()
+        edges = db.execute("SELECT src, dst, type, weight, metadata FROM edges ORDER BY 1, 2, 3").fetchall()
+        return recs, edges
+    finally:
+        db.close()
+
+
+def pg_dump(dsn: str, table: str) -> tuple[list[Any], list[Any]]:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        recs = conn.execute(f"SELECT id, namespace, text, embedding::text FROM {table} ORDER BY id").fetchall()
+        edges = conn.execute(f"SELECT src, dst, type, weight FROM {table}_edges ORDER BY src, dst, type").fetchall()
+        return recs, edges
+
+
+def assert_same_targets(work: Path, a: str, b: str, pg: service.Handle | None = None) -> None:
+    out_a, out_b = work / f"out-{a}", work / f"out-{b}"
+    assert (out_a / "out.vmig.jsonl").read_bytes() == (out_b / "out.vmig.jsonl").read_bytes()
+    edges_a = (out_a / "out.vmig.jsonl.edges.jsonl").read_bytes()
+    assert edges_a and edges_a == (out_b / "out.vmig.jsonl.edges.jsonl").read_bytes()
+    recs_a, sedges_a = sqlite_dump(out_a / "mem.db")
+    assert recs_a and (recs_a, sedges_a) == sqlite_dump(out_b / "mem.db")
+    if pg is not None:
+        dsn = pg.dsn(tcp=False)
+        got_a, got_b = pg_dump(dsn, a.replace("-", "_")), pg_dump(dsn, b.replace("-", "_"))
+        assert len(got_a[0]) == len(recs_a) and got_a == got_b
+
+
+def test_ray_run_equals_local_run(tmp_path: Path, pg: service.Handle) -> None:
+    write_input(tmp_path / "in.vmig.jsonl", 6000)
+    dsn = pg.dsn(tcp=False)
+    recipe(tmp_path / "local.yaml", "local", dsn=dsn, table="local")
+    recipe(tmp_path / "ray.yaml", "ray", dsn=dsn, table="ray")
+    assert run_cli("run", "local.yaml", cwd=tmp_path).code == 0
+
+    plan = ns_run("plan", "ray.yaml", cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    assert "executor ray · a local Ray on this machine's cores · 2 worker actor(s)" in plan.stdout
+    assert "workers run   chunk, ids, adapt (reembed), embed (fake)" in plan.stdout
+    assert "driver runs   graph (global: in source order)" in plan.stdout
+    assert "targets[2] (pgvector) written by the workers" in plan.stdout
+    assert "targets[0] (vmig) written by the driver, in source order" in plan.stdout
+    assert "sources[0] (vmig): 5 partition(s): bytes 0-" in plan.stdout
+
+    done = ns_run("run", "ray.yaml", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "5 partition(s), 5 to run, on 2 worker(s)" in done.stderr
+    assert_same_targets(tmp_path, "local", "ray", pg)
+    import orjson
+
+    summary = orjson.loads(done.stdout)
+    assert summary["counts"]["embed"]["computed"] == 6000
+    assert summary["counts"]["source"]["read"] == 6000
+    assert summary["counts"]["store"]["targets[2] (pgvector)"]["written"] == 6000
+
+
+def test_kill_9_of_the_driver_then_the_same_command(tmp_path: Path, pg: service.Handle) -> None:
+    """Five kill -9 of the driver at seeded random moments, then the same command to the end: the targets equal
+    an uninterrupted local run's, and no embedding was computed twice (the cache counts every store)."""
+    write_input(tmp_path / "in.vmig.jsonl", 20000)
+    dsn = pg.dsn(tcp=False)
+    recipe(tmp_path / "local-k.yaml", "local", dsn=dsn, table="local_k")
+    recipe(tmp_path / "ray-k.yaml", "ray", dsn=dsn, table="ray_k")
+    assert run_cli("run", "local-k.yaml", cwd=tmp_path).code == 0
+    rng = random.Random(14)
+    env = {**os.environ, "NO_COLOR": "1"}
+    killed = 0
+    for _ in range(8):
+        proc = subprocess.Popen(
+            [*_ns_command(), "run", "ray-k.yaml", "--progress", "none"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(3.0, 7.0))
+        driver = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        if proc.poll() is None and driver:
+            os.kill(int(driver[0]), 9)
+            killed += 1
+        proc.wait(timeout=60)
+        if proc.returncode == 0 or killed >= 5:
+            break
+    assert killed >= 5
+    done = ns_run("run", "ray-k.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert_same_targets(tmp_path, "local-k", "ray-k", pg)
+    cache = sorted((tmp_path / ".vexrun" / "state").glob("ray-k-*/cache.sqlite"))
+    assert cache, list((tmp_path / ".vexrun" / "state").iterdir())
+    db = sqlite3.connect(cache[0])
+    n, most = db.execute("SELECT count(*), max(puts) FROM embeddings").fetchone()
+    db.close()
+    assert (n, most) == (20000, 1)
+
+
+def test_a_local_checkpoint_is_not_resumed_by_ray(tmp_path: Path) -> None:
+    write_input(tmp_path / "in.vmig.jsonl", 3000)
+    recipe(tmp_path / "mixed.yaml", "local", dsn=None, table="x", extra_run="  max_rejects: 0\n")
+    # a local run interrupted: max_rejects 0 and a broken line stop it after its first batches
+    lines = (tmp_path / "in.vmig.jsonl").read_bytes().splitlines(keepends=True)
+    (tmp_path / "in.vmig.jsonl").write_bytes(b"".join(lines[:1000]) + b"{broken\n" + b"".join(lines[1000:]))
+    first = run_cli("run", "mixed.yaml", cwd=tmp_path)
+    assert first.code != 0
+    again = ns_run("run", "mixed.yaml", "--executor", "ray", cwd=tmp_path)
+    assert again.returncode == 2, again.stderr
+    assert "this run was started by the local executor" in again.stderr
+    assert "Traceback" not in again.stderr
+
+
+def test_an_unreachable_cluster_is_one_line(tmp_path: Path) -> None:
+    write_input(tmp_path / "in.vmig.jsonl", 100)
+    recipe(tmp_path / "far.yaml", "ray", dsn=None, table="x", extra_run="    address: 127.0.0.1:1\n")
+    done = ns_run("run", "far.yaml", cwd=tmp_path, timeout=180)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors and "executor ray: cannot join the cluster at 127.0.0.1:1" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
