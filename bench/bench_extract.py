@@ -23,7 +23,6 @@ Cases, each over the same seeded chunks (fed in batches of ``--batch``, as the r
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import tempfile
 import time
@@ -36,29 +35,9 @@ from vexrun.providers.llm.openai_compat import GroqConfig, GroqProvider
 from vexrun.stages.extract import ExtractStage
 from vexrun.stages.llm_cache import LLMCache
 from vexrun.stages.settings_extract import ExtractSettings
-from vexrun.testing.data import WORDS
+from vexrun.testing.data import chat_chunks as make_chunks
 from vexrun.testing.fake_api import Fault, KeyBudget, chat_server
 from vexrun.vmig import Batch, Record
-
-NAMES = ["Anna", "Berlin", "Lisbon", "Postgres", "Dana", "Qdrant", "Porto", "Milo", "Acme", "Tuesday"]
-VERBS = ["decided to use", "prefers", "works with", "is planning", "needs to migrate", "likes", "bought", "visited"]
-
-
-def make_chunks(n: int, seed: int = 11) -> list[Record]:
-    rng = random.Random(seed)
-    chunks = []
-    for i in range(n):
-        sentences = []
-        for _ in range(rng.randint(2, 4)):
-            words = " ".join(rng.choices(WORDS, k=rng.randint(3, 8)))
-            sentences.append(f"I {rng.choice(VERBS)} {rng.choice(NAMES)} for the {words}.")
-        reply = " ".join(rng.choices(WORDS, k=rng.randint(8, 20))).capitalize() + "."
-        text = "User: " + " ".join(sentences) + "\n\nAssistant: " + reply
-        day = 1 + i % 28
-        meta: Any = {"conversation_id": f"conv{i // 5}", "conversation_title": f"Chat {i // 5}", "chunk_index": i % 5}
-        meta["source_message_ids"] = [f"m{i}a", f"m{i}b"]
-        chunks.append(Record(id=f"chunk{i}", text=text, metadata=meta, created_at=f"2025-03-{day:02d}T10:00:00Z"))
-    return chunks
 
 
 @dataclass

@@ -229,3 +229,32 @@ def test_an_unreachable_cluster_is_one_line(tmp_path: Path) -> None:
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert errors and "executor ray: cannot join the cluster at 127.0.0.1:1" in errors[0], done.stderr
     assert "Traceback" not in done.stderr
+
+
+def ray_llm(d: Path, *args: str) -> dict[str, Any]:
+    """An extract run against the loopback LLM fake, the fake and the run both inside the namespace."""
+    import json
+
+    cmd = _ns_command()[:-2] + ["-m", "vexrun.testing.ray_llm", "--dir", str(d), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["code"] == 0, out
+    return out
+
+
+def test_extract_on_ray_equals_local_and_shares_one_key_budget(tmp_path: Path) -> None:
+    """mode extract: the LLM calls run in four workers on one key. Under a budget that does not bind, the facts
+    equal a local run's, byte for byte; under one that binds (twice the tokens a minute of budget holds), the four
+    workers keep to the key's budget together: the fake sends no 429."""
+    fast = ["--chunks", "48", "--batch", "4", "--latency", "0.05", "--tpm", "10000000", "--rpm", "100000"]
+    local = ray_llm(tmp_path / "local", *fast, "--executor", "local")
+    ray_run = ray_llm(tmp_path / "ray", *fast, "--workers", "4")
+    assert local["calls"] == ray_run["calls"] == 12
+    facts = (tmp_path / "local" / "facts.vmig.jsonl").read_bytes()
+    assert facts and facts == (tmp_path / "ray" / "facts.vmig.jsonl").read_bytes()
+
+    budget = ray_llm(tmp_path / "tight", "--chunks", "48", "--batch", "4", "--latency", "0.05", "--tpm", "18000")
+    assert budget["tokens"] > 18000 * 1.5  # the budget binds for most of the run
+    assert budget["limited"] == 0, budget
+    assert budget["sustained"] >= 0.85 * budget["rate"], budget

@@ -171,10 +171,11 @@ class Source:
         the next batch; ``None`` starts at the beginning."""
         raise NotImplementedError
 
-    def partitions(self, n: int) -> list[tuple[str, Cursor | None]]:
+    def partitions(self, n: int, batch_size: int) -> list[tuple[str, Cursor | None]]:
         """Up to ``n`` disjoint ranges that together are the whole source, in source order, for a distributed
         run: (a name that says the range, a start cursor that also bounds it). ``batches()`` from that cursor
-        yields the range's records and stops at its end. Default: one partition, the whole source."""
+        yields the range's records and stops at its end. Where the source can, ranges start where a serial
+        read's batch of ``batch_size`` starts, so the batches are the same. Default: one partition."""
         return [("all", None)]
 
     def report(self) -> dict[str, Any]:

@@ -44,6 +44,13 @@ class RaySettings(Strict):
         description="Worker actors, each holding the plan's per-batch stages (its embedder, its LLM clients) and "
         "the store connections (default: the cluster's CPUs).",
     )
+    worker_cpus: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="CPUs each worker reserves and runs its models on (default: the cluster's CPUs divided by the "
+        "workers, at least 1): a local embedder's threads follow it.",
+    )
     partitions: int | None = Field(
         default=None,
         ge=1,

@@ -76,7 +76,8 @@ class _Drive:
         titles = {s.title for s, _ in self.wsinks}
         self.dsinks = [(s, k) for s, k in sinks if s.title not in titles]
         self.spooling = bool(self.suffix or self.dsinks)
-        self.workers_n = settings.workers or runtime.cpus()
+        self.cpus = runtime.cpus()
+        self.workers_n = settings.workers or self.cpus
         saved = progress.stage_state.get("ray")
         if saved is None and progress.batches:
             raise UsageError(
@@ -85,7 +86,9 @@ class _Drive:
             )
         per_source = settings.partitions or PER_WORKER * self.workers_n
         self.layout = (
-            Layout.from_json(saved) if saved else Layout.new(plan_partitions(runner.parts.sources, per_source))
+            Layout.from_json(saved)
+            if saved
+            else Layout.new(plan_partitions(runner.parts.sources, per_source, plan.doc.model.run.batch_size))
         )
         self.spool_dir = Path(runner.state.path) / "ray-spool"
         self.prepared: set[str] = set()
@@ -103,11 +106,22 @@ class _Drive:
         )
         from .runtime import actor_classes
 
-        worker_cls, coord_cls = actor_classes()
+        worker_cls, coord_cls, budget_cls = actor_classes()
         coord = coord_cls.remote()
         self.coord = coord
         job = self._job()
-        idle = [worker_cls.remote(job, coord) for _ in range(min(self.workers_n, max(1, len(left))))]
+        job.budget = budget_cls.remote()
+        share = self.r.doc.model.run.ray.worker_cpus or self.cpus / self.workers_n
+        if share * self.workers_n > self.cpus + 1e-9:
+            raise UsageError(
+                f"run.ray: {self.workers_n} workers of {share:g} CPUs need {share * self.workers_n:g} CPUs; "
+                f"the cluster has {self.cpus}"
+            )
+        idle = [
+            worker_cls.options(num_cpus=share).remote(job, coord, k, max(1, int(share)))
+            for k in range(min(self.workers_n, max(1, len(left))))
+        ]
+        self.actors = list(idle)
         todo = deque(left)
         live: dict[Any, tuple[Any, Partition]] = {}
         stop = r._stop
@@ -140,6 +154,7 @@ class _Drive:
                     continue
                 if self._message(p, _unwrap(ray, ref)) == "stop":
                     return "too-many-rejects"
+        ray.get([w.close.remote() for w in self.actors])
         return "completed"
 
     def _message(self, p: Partition, msg: tuple[Any, ...]) -> str | None:

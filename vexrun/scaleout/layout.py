@@ -50,10 +50,10 @@ def worker_sink(sink: Sink) -> bool:
     return bool(getattr(sink, "concurrent_writers", False))
 
 
-def plan_partitions(sources: list[tuple[StageSpec, Source]], per_source: int) -> list[Partition]:
+def plan_partitions(sources: list[tuple[StageSpec, Source]], per_source: int, batch_size: int) -> list[Partition]:
     out: list[Partition] = []
     for index, (_, source) in enumerate(sources):
-        out.extend(Partition(index, name, start) for name, start in source.partitions(per_source))
+        out.extend(Partition(index, name, start) for name, start in source.partitions(per_source, batch_size))
     return out
 
 
@@ -124,7 +124,7 @@ def describe(plan: Any) -> list[str]:
         for spec, source in parts.sources:
             try:
                 source.open()
-                cut = source.partitions(per_source)
+                cut = source.partitions(per_source, plan.doc.model.run.batch_size)
             except Exception as exc:  # noqa: BLE001
                 lines.append(f"  {spec.title}: partitions unknown ({str(exc).splitlines()[0]})")
                 continue

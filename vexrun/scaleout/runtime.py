@@ -88,11 +88,13 @@ def disconnect() -> None:
 
 
 @cache
-def actor_classes() -> tuple[Any, Any]:
-    """(the worker actor class, the coordinator actor class) as Ray actors."""
+def actor_classes() -> tuple[Any, Any, Any]:
+    """(the worker, the coordinator, the budget) as Ray actor classes."""
     ray = _ray()
+    from .budget import GlobalBudget
     from .worker import Coordinator, PartitionWorker
 
-    worker = ray.remote(num_cpus=1)(PartitionWorker)
+    worker = ray.remote(PartitionWorker)
     coord = ray.remote(num_cpus=0)(Coordinator)
-    return worker, coord
+    budget = ray.remote(num_cpus=0)(GlobalBudget)
+    return worker, coord, budget

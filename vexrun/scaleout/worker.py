@@ -13,6 +13,7 @@ its LLM clients) and the connections of the targets it writes, and runs partitio
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -40,6 +41,8 @@ class WorkerJob:
     sink_states: dict[str, dict[str, Any]]
     ctx: StageContext
     batch_size: int
+    #: the run's GlobalBudget actor: every provider key's rate budget, shared by all workers
+    budget: Any = None
     stage_states: dict[str, Any] = field(default_factory=dict)
 
 
@@ -59,9 +62,10 @@ class Coordinator:
 class PartitionWorker:
     """One worker actor: built once, runs partition after partition."""
 
-    def __init__(self, job: WorkerJob, coordinator: Any) -> None:
+    def __init__(self, job: WorkerJob, coordinator: Any, index: int = 0, cpus: int | None = None) -> None:
         self.job = job
         self.coord = coordinator
+        _pin(index, cpus)
         self.sources: dict[int, Source] = {}
         self.stages: list[Stage] | None = None
         self.sinks: list[tuple[StageSpec, Sink]] = []
@@ -72,6 +76,10 @@ class PartitionWorker:
     def _setup(self) -> list[Stage]:
         if self.stages is None:
             job = self.job
+            if job.budget is not None:
+                from .budget import install
+
+                install(job.budget)
             stages = [build_stage(spec, job.ctx) for spec in job.stages]
             for stage in stages:
                 stage.open(job.stage_states.get(stage.name))
@@ -127,6 +135,22 @@ class PartitionWorker:
     def close(self) -> None:
         opened = [s for spec, s in self.sinks if spec.title in self.prepared]
         close_quietly(*(self.stages or []), *self.sources.values(), *opened, self.job.ctx)
+
+
+def _pin(index: int, cpus: int | None) -> None:
+    """Run this worker on its share of the machine's cores (worker ``index`` of those that share it), so that
+    models sized by the usable cores (torch's threads) use its share and the workers do not fight over cores."""
+    try:
+        usable = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return
+    if cpus is None or cpus >= len(usable):
+        return
+    mine = {usable[(index * cpus + j) % len(usable)] for j in range(cpus)}
+    try:
+        os.sched_setaffinity(0, mine)
+    except OSError:
+        pass
 
 
 def _dims(batch: Batch) -> tuple[int | None, str | None]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -12,7 +14,7 @@ from ..vmig.batch import Batch
 from ..vmig.model import Record
 from ..vmig.writer import VmigWriter
 
-__all__ = ["WORDS", "synthetic_batches", "write_synthetic"]
+__all__ = ["WORDS", "chat_chunks", "synthetic_batches", "write_synthetic"]
 
 WORDS = (
     "memory agent vector store user prefers dark mode python postgres chroma qdrant milvus redis decided "
@@ -57,3 +59,25 @@ def write_synthetic(path: str | os.PathLike[str], n: int, *, dims: int = 384, se
         for batch in synthetic_batches(n, dims=dims, seed=seed):
             w.write_batch(batch)
     return Path(path)
+
+
+NAMES = ["Anna", "Berlin", "Lisbon", "Postgres", "Dana", "Qdrant", "Porto", "Milo", "Acme", "Tuesday"]
+VERBS = ["decided to use", "prefers", "works with", "is planning", "needs to migrate", "likes", "bought", "visited"]
+
+
+def chat_chunks(n: int, seed: int = 11) -> list[Record]:
+    """``n`` chat chunks (a user turn of 2–4 statements, a reply) of conversations of 5, for extraction."""
+    rng = random.Random(seed)
+    chunks = []
+    for i in range(n):
+        sentences = []
+        for _ in range(rng.randint(2, 4)):
+            words = " ".join(rng.choices(WORDS, k=rng.randint(3, 8)))
+            sentences.append(f"I {rng.choice(VERBS)} {rng.choice(NAMES)} for the {words}.")
+        reply = " ".join(rng.choices(WORDS, k=rng.randint(8, 20))).capitalize() + "."
+        text = "User: " + " ".join(sentences) + "\n\nAssistant: " + reply
+        day = 1 + i % 28
+        meta: Any = {"conversation_id": f"conv{i // 5}", "conversation_title": f"Chat {i // 5}", "chunk_index": i % 5}
+        meta["source_message_ids"] = [f"m{i}a", f"m{i}b"]
+        chunks.append(Record(id=f"chunk{i}", text=text, metadata=meta, created_at=f"2025-03-{day:02d}T10:00:00Z"))
+    return chunks

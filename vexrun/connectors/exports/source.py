@@ -215,12 +215,42 @@ class ExportSource(Source):
     def identity(self) -> str:
         return f"{self.store}:{self.path.name}"
 
+    def partitions(self, n: int, batch_size: int) -> list[tuple[str, Cursor | None]]:
+        """Ranges of conversations of about equal bytes, named ``conversations A-B`` (A included, B not). The
+        file is scanned once for the conversations' offsets; none is parsed. (A serial read's batches run across
+        conversations: near each cut the batches differ, not the records.)"""
+        if self.export is None:
+            self.open()
+        assert self.export is not None
+        if n <= 1:
+            return [("all", None)]
+        marks: list[tuple[int, int, int]] = []  # (index, offset, bytes)
+        with open_export(self.export) as fh:
+            for element in iter_elements(fh, self.export.name, max_value_bytes=self.export.max_value_bytes):
+                marks.append((element.index, element.offset, len(element.raw)))
+        if len(marks) < 2:
+            return [("all", None)]
+        total = sum(m[2] for m in marks)
+        starts, acc = [0], 0
+        for k, (_, _, size) in enumerate(marks[:-1]):
+            acc += size
+            if acc * n >= total * len(starts) and len(starts) < n:
+                starts.append(k + 1)
+        out: list[tuple[str, Cursor | None]] = []
+        for a, b in zip(starts, [*starts[1:], len(marks)], strict=True):
+            index, offset, _ = marks[a]
+            until = marks[b][0] if b < len(marks) else None
+            name = f"conversations {index}-{until if until is not None else marks[-1][0] + 1}"
+            out.append((name, {"conversation": index, "record": 0, "offset": offset, "counts": None, "until": until}))
+        return out
+
     def batches(self, cursor: Cursor | None, batch_size: int) -> Iterator[tuple[Batch, Cursor]]:
         if self.export is None:
             self.open()
         assert self.export is not None
         start: tuple[int, int | None] | None = None
         skip = 0
+        until = cursor.get("until") if cursor else None
         if cursor:
             try:
                 start = (int(cursor["conversation"]), None if cursor.get("offset") is None else int(cursor["offset"]))
@@ -230,29 +260,36 @@ class ExportSource(Source):
                 raise FormatError(f"not a cursor of this source: {cursor!r}", location=self.export.name) from None
         else:
             self.counts = _Counts()
+        # a partition's start cursor: its first conversation is not counted yet
+        counted = start is not None and cursor is not None and cursor.get("counts") is not None
         opts = self.cfg.chunk_options()
         pending: list[Record] = []
         last: tuple[Conversation, int] | None = None
         reading = read_conversations(self.export, self.parse, start=start)
         self._reading.append(reading)
         for conv in reading:
+            if until is not None and conv.index >= until:
+                break
             resumed = start is not None and conv.index == start[0]
-            if not resumed:
+            if not (resumed and counted):
                 self.counts.add(conv)
             records = build_records(conv, opts, self.store)
             for j in range(skip if resumed else 0, len(records)):
                 pending.append(records[j])
                 self.counts.records += 1
                 if len(pending) >= batch_size:
-                    yield Batch(records=pending), self._cursor(conv, j + 1)
+                    yield Batch(records=pending), self._cursor(conv, j + 1, until)
                     pending = []
             last = (conv, len(records))
         if pending:
             assert last is not None
-            yield Batch(records=pending), self._cursor(*last)
+            yield Batch(records=pending), self._cursor(*last, until)
 
-    def _cursor(self, conv: Conversation, record: int) -> Cursor:
-        return {"conversation": conv.index, "record": record, "offset": conv.offset, "counts": self.counts.as_dict()}
+    def _cursor(self, conv: Conversation, record: int, until: int | None = None) -> Cursor:
+        cursor = {"conversation": conv.index, "record": record, "offset": conv.offset, "counts": self.counts.as_dict()}
+        if until is not None:
+            cursor["until"] = until
+        return cursor
 
     def report(self) -> dict[str, Any]:
         return self.counts.as_dict()

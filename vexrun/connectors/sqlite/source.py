@@ -100,16 +100,18 @@ class SqliteSource(Source):
             )
         return int(row[0])
 
-    def partitions(self, n: int) -> list[tuple[str, Cursor | None]]:
-        """Ranges of ``seq`` holding about equal numbers of records, named ``seq A-B`` (after A, up to B)."""
+    def partitions(self, n: int, batch_size: int) -> list[tuple[str, Cursor | None]]:
+        """Ranges of ``seq`` holding about equal numbers of whole batches, named ``seq A-B`` (after A, up to B)."""
         ns = self.cfg.namespace
         where, args = ("", ()) if ns is None else (" WHERE namespace = ?", (ns,))
         db = self._db()
         total = int(db.execute(f"SELECT count(*) FROM records{where}", args).fetchone()[0])
-        if n <= 1 or total < 2:
+        batches = -(-total // batch_size)
+        if n <= 1 or batches < 2:
             return [("all", None)]
         sql = f"SELECT seq FROM records{where} ORDER BY seq LIMIT 1 OFFSET ?"
-        cuts = sorted({int(db.execute(sql, (*args, total * k // n)).fetchone()[0]) for k in range(1, n)})
+        offsets = sorted({batches * k // n * batch_size for k in range(1, n)} - {0})
+        cuts = [int(db.execute(sql, (*args, off)).fetchone()[0]) for off in offsets]
         top = int(db.execute(f"SELECT max(seq) FROM records{where}", args).fetchone()[0])
         bounds = [0, *(c - 1 for c in cuts), top]
         return [(f"seq {lo}-{hi}", {"after": lo, "until": hi}) for lo, hi in zip(bounds, bounds[1:], strict=False)]

@@ -123,22 +123,26 @@ class VmigSource(Source):
             return int(meta[1]["record_count"])
         return None
 
-    def partitions(self, n: int) -> list[tuple[str, Cursor | None]]:
-        """Byte ranges of about equal size cut on line boundaries, named ``bytes A-B`` (a gzip file cannot be
-        cut: one partition). Each start cursor carries the range's first line number and its ``end``."""
+    def partitions(self, n: int, batch_size: int) -> list[tuple[str, Cursor | None]]:
+        """Byte ranges of about equal size, named ``bytes A-B``, each starting at a line where a serial read's
+        batch starts (every ``batch_size`` lines: a file with rejected or blank lines, or a batch cut early,
+        shifts that, and the batches then differ near the cuts, not the records). A gzip file cannot be cut: one
+        partition. Each start cursor carries the range's first line number and its ``end``."""
         size = self.path.stat().st_size
         if n <= 1 or size == 0 or self.path.name.endswith(".gz"):
             return [("all", None)]
-        from ...procread import _align
-
-        with open(self.path, "rb") as fh:
-            cuts = sorted({_align(fh, size * k // n, size) for k in range(n)} | {size})
-            out: list[tuple[str, Cursor | None]] = []
-            line = 0
-            for lo, hi in zip(cuts, cuts[1:], strict=False):
-                out.append((f"bytes {lo}-{hi}", {"offset": lo, "line": line, "end": hi}))
-                line += _count_lines(fh, lo, hi)
-        return out
+        marks = _batch_starts(self.path, batch_size)  # (offset, line) of every batch_size-th line start
+        cuts: list[tuple[int, int]] = [(0, 0)]
+        for k in range(1, n):
+            want = size * k // n
+            found = next((m for m in marks if m[0] >= want and m[0] > cuts[-1][0]), None)
+            if found is not None and found[0] < size:
+                cuts.append(found)
+        bounds = [*cuts, (size, -1)]
+        return [
+            (f"bytes {lo}-{hi}", {"offset": lo, "line": line, "end": hi})
+            for (lo, line), (hi, _) in zip(bounds, bounds[1:], strict=False)
+        ]
 
     def batches(self, cursor: Cursor | None, batch_size: int) -> Iterator[tuple[Batch, Cursor]]:
         start = (int(cursor["offset"]), int(cursor["line"])) if cursor else (0, 0)
@@ -193,17 +197,21 @@ class VmigSource(Source):
 _BLOCK = 1 << 22
 
 
-def _count_lines(fh: Any, lo: int, hi: int) -> int:
-    """How many lines bytes ``lo`` to ``hi`` of the file hold (``hi`` is a line boundary)."""
-    fh.seek(lo)
-    left, n = hi - lo, 0
-    while left > 0:
-        block = fh.read(min(_BLOCK, left))
-        if not block:
-            break
-        n += block.count(b"\n")
-        left -= len(block)
-    return n
+def _batch_starts(path: Path, every: int) -> list[tuple[int, int]]:
+    """(byte offset, line number before it) of the start of every ``every``-th line after the first, in one
+    pass over the file."""
+    out: list[tuple[int, int]] = []
+    lines, base = 0, 0
+    with open(path, "rb") as fh:
+        while block := fh.read(_BLOCK):
+            ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)  # newline positions
+            # the line numbers these newlines end are lines + 1 … lines + len(ends)
+            first = (every - 1 - lines) % every  # the first of them ending a line number divisible by `every`
+            for i in range(first, len(ends), every):
+                out.append((base + int(ends[i]) + 1, lines + i + 1))
+            lines += len(ends)
+            base += len(block)
+    return out
 
 
 def _members(fh: Any, size: int) -> Iterator[bytes]:

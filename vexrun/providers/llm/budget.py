@@ -26,6 +26,35 @@ from .base import ChatAnswer, ChatProvider, ChatRequest, Price, estimate_tokens
 __all__ = ["Bucket", "KeySlot", "ProviderPool", "Reservation", "Unavailable", "Usage"]
 
 _ALPHA = 0.2  # weight of a new observation in the estimators' moving averages
+_MARGIN = 0.10  # what a request in flight holds beyond its estimate
+
+#: In a worker of a distributed run: builds a key's bucket (name, per minute, now) on the run's one shared budget
+#: (:mod:`vexrun.scaleout.budget`); None: each pool's buckets are its own.
+shared_bucket: Callable[[str, int, float], Bucket] | None = None
+#: ... and what requests cost, learned from every worker's answers: ``learned(label)`` → :data:`Ratios` or None,
+#: ``learn(label, raw_in, input_tokens, output_tokens)``
+shared_costs: Any = None
+
+
+#: (real input tokens per estimated one, output per input token, answers observed, the most output per input
+#: token seen): what the estimates of a provider's requests are made from
+Ratios = tuple[float, float, int, float]
+NO_RATIOS: Ratios = (1.0, 0.5, 0, 0.0)
+
+
+def learn_ratios(ratios: Ratios, raw_in: float, input_tokens: int, output_tokens: int) -> Ratios:
+    """The ratios after one more answer: a mean of the first answers, then a moving average (so the first answer
+    corrects a bad guess); and the highest output ratio, which a request in flight holds budget for."""
+    ratio_in, ratio_out, observed, high_out = ratios
+    if input_tokens <= 0:
+        return ratios
+    observed += 1
+    alpha = max(_ALPHA, 1.0 / observed)
+    ratio_in += alpha * (input_tokens / max(raw_in, 1.0) - ratio_in)
+    if output_tokens > 0:
+        ratio_out += alpha * (output_tokens / input_tokens - ratio_out)
+        high_out = max(high_out, output_tokens / input_tokens)
+    return ratio_in, ratio_out, observed, high_out
 
 
 class Unavailable(Exception):
@@ -160,13 +189,21 @@ class ProviderPool:
         self.clock = clock
         self.abort = abort or threading.Event()
         now = clock()
+
+        def bucket(i: int, kind: str, per_minute: int | None) -> Bucket | None:
+            if not per_minute:
+                return None
+            if shared_bucket is not None:
+                return shared_bucket(f"{self.label}/key{i + 1}/{kind}", per_minute, now)
+            return Bucket(per_minute, now)
+
         self.slots = [
             KeySlot(
                 index=i + 1,
                 secret=k,
-                tokens=Bucket(cfg.tpm, now) if cfg.tpm else None,
-                requests=Bucket(cfg.rpm, now) if cfg.rpm else None,
-                output=Bucket(cfg.output_tpm, now) if cfg.output_tpm else None,
+                tokens=bucket(i, "tokens", cfg.tpm),
+                requests=bucket(i, "requests", cfg.rpm),
+                output=bucket(i, "output", cfg.output_tpm),
                 max_in_flight=cfg.max_in_flight,
             )
             for i, k in enumerate(keys)
@@ -177,6 +214,7 @@ class ProviderPool:
         self.ratio_in = 1.0
         self.ratio_out = 0.5
         self.observed = 0
+        self.high_out = 0.0
         self.alive = bool(self.slots)
         self.dropped: str | None = None if self.slots else "no API key"
         self.down_until = 0.0
@@ -188,20 +226,22 @@ class ProviderPool:
     def estimate(self, request: ChatRequest) -> tuple[float, float, float]:
         """(input, output) tokens this request is expected to cost, and the uncorrected input estimate."""
         raw = estimate_tokens(request.prompt_text()) + 8 * (len(request.messages) + 1)
+        learned = shared_costs.learned(self.label) if shared_costs is not None else None
         with self.cond:
+            if learned is not None and learned[2] > self.observed:
+                self.ratio_in, self.ratio_out, self.observed, self.high_out = learned
             est_in = raw * self.ratio_in
             est_out = min(float(request.max_tokens), est_in * self.ratio_out + 16)
         return est_in, est_out, float(raw)
 
     def _learn(self, res: Reservation, answer: ChatAnswer) -> None:
         """A mean of the first answers, then a moving average (so the first answer corrects a bad guess)."""
-        if answer.input_tokens <= 0:
-            return
-        self.observed += 1
-        alpha = max(_ALPHA, 1.0 / self.observed)
-        self.ratio_in += alpha * (answer.input_tokens / max(res.raw_in, 1.0) - self.ratio_in)
-        if answer.output_tokens > 0:
-            self.ratio_out += alpha * (answer.output_tokens / answer.input_tokens - self.ratio_out)
+        if shared_costs is not None:
+            shared_costs.learn(self.label, res.raw_in, answer.input_tokens, answer.output_tokens)
+        ratios = (self.ratio_in, self.ratio_out, self.observed, self.high_out)
+        self.ratio_in, self.ratio_out, self.observed, self.high_out = learn_ratios(
+            ratios, res.raw_in, answer.input_tokens, answer.output_tokens
+        )
 
     # --- taking a key ---------------------------------------------------------------------------------------
 
@@ -210,7 +250,10 @@ class ProviderPool:
         provider was dropped, is down, cannot ever hold the request, or every key is rate limited for longer
         than ``max_rate_wait``."""
         separate = any(s.output is not None for s in self.slots)
-        tokens = est_in if separate else est_in + est_out
+        # a request in flight holds more than its estimate: the server charges the real count on arrival, and an
+        # answer may be as long as the longest seen yet (per input token); the surplus comes back when it settles
+        est_out_held = max(est_out, est_in * self.high_out) * (1 + _MARGIN)
+        tokens = est_in * (1 + _MARGIN) if separate else est_in * (1 + _MARGIN) + est_out_held
         with self.cond:
             while True:
                 if self.abort.is_set():
@@ -237,7 +280,7 @@ class ProviderPool:
                     if not slot.alive:
                         continue
                     busy = slot.max_in_flight is not None and slot.in_flight >= slot.max_in_flight
-                    w = slot.wait(tokens, est_out, now)
+                    w = slot.wait(tokens, est_out_held, now)
                     if w <= 0 and not busy:
                         self.rr = (slot.index) % n
                         if slot.tokens is not None:
@@ -245,10 +288,10 @@ class ProviderPool:
                         if slot.requests is not None:
                             slot.requests.take(1, now)
                         if slot.output is not None:
-                            slot.output.take(est_out, now)
+                            slot.output.take(est_out_held, now)
                         slot.in_flight += 1
                         return Reservation(
-                            slot, tokens, est_out if separate else 0.0, est_in, est_out, now, raw_in or est_in
+                            slot, tokens, est_out_held if separate else 0.0, est_in, est_out, now, raw_in or est_in
                         )
                     soonest = min(soonest, max(w, 0.05) if busy else w)
                 cooling = min(s.cooldown_until - now for s in live)

@@ -1,0 +1,118 @@
+"""An extract run against the loopback LLM fake, for the tests and the benchmark of ``run.executor: ray``.
+
+    python -m vexrun.testing.ray_llm --dir D --chunks 200 --tpm 60000 --workers 4 [--executor local]
+
+Writes ``--chunks`` seeded chat chunks to ``D/chunks.vmig.jsonl`` and an extract recipe whose one Groq key has
+``--tpm`` tokens (and ``--rpm`` requests) per minute, starts the fake Groq with that same budget per key on
+127.0.0.1 (run it where Ray runs: inside the loopback namespace), runs ``vexrun run`` on the recipe and prints one
+JSON line: the run's exit code and elapsed seconds, and the fake's figures — calls answered, tokens admitted,
+429s it sent, the budget it saw used after the initial burst (tokens per second) and the key's rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..vmig.batch import Batch
+from ..vmig.writer import VmigWriter
+from .data import chat_chunks
+from .fake_api import KeyBudget, chat_server
+
+KEY = "gsk_ray_budget_CANARY_7"
+
+
+def sustained(log: list[tuple[float, Any, int]], burst: float) -> float:
+    """Tokens per second admitted after the first ``burst`` tokens (a full bucket's), up to the last admission."""
+    total, start = 0.0, None
+    for i, (_, _, tokens) in enumerate(log):
+        total += tokens
+        if total > burst:
+            start = i + 1
+            break
+    if start is None or start >= len(log) - 1:
+        return 0.0
+    after = log[start:]
+    span = after[-1][0] - log[start - 1][0]
+    return sum(tok for _, _, tok in after) / span if span > 0 else 0.0
+
+
+def write_recipe(d: Path, url: str, args: argparse.Namespace) -> Path:
+    recipe = d / "extract.yaml"
+    recipe.write_text(
+        f"""version: 1
+name: ray-llm
+mode: extract
+source: {{type: vmig, path: chunks.vmig.jsonl}}
+llm:
+  providers:
+    - type: groq
+      base_url: {url}
+      api_keys: "${{RAY_LLM_KEYS}}"
+      tpm: {args.tpm}
+      rpm: {args.rpm}
+      max_retries: 3
+      retry_backoff: 0.2
+embed: {{type: fake, dims: 16}}
+targets:
+  - {{type: vmig, path: facts.vmig.jsonl}}
+run:
+  batch_size: {args.batch}
+  executor: {args.executor}
+  ray: {{workers: {args.workers}, partitions: {args.partitions or 2 * args.workers}}}
+"""
+    )
+    return recipe
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dir", type=Path, required=True)
+    ap.add_argument("--chunks", type=int, default=200)
+    ap.add_argument("--tpm", type=int, default=60_000)
+    ap.add_argument("--rpm", type=int, default=6_000)
+    ap.add_argument("--latency", type=float, default=0.3)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--partitions", type=int, default=None)
+    ap.add_argument("--executor", default="ray", choices=["ray", "local"])
+    ap.add_argument("--vexrun-arg", action="append", default=[], help="more arguments for vexrun run")
+    args = ap.parse_args(argv)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    source = args.dir / "chunks.vmig.jsonl"
+    if not source.exists():
+        with VmigWriter(source, source_store="chat") as w:
+            w.write_batch(Batch(records=chat_chunks(args.chunks)))
+    budget = KeyBudget(tpm=args.tpm, rpm=args.rpm)
+    with chat_server(api_keys=[KEY], budget=budget, style="groq", latency=args.latency) as srv:
+        recipe = write_recipe(args.dir, srv.url("/v1"), args)
+        env = {**os.environ, "RAY_LLM_KEYS": KEY, "NO_COLOR": "1"}
+        t0 = time.perf_counter()
+        cmd = [sys.executable, "-m", "vexrun", "run", str(recipe), "--progress", "none", *args.vexrun_arg]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        elapsed = time.perf_counter() - t0
+        limiter = srv.apps[0].limiter  # type: ignore[attr-defined]
+        usage = limiter.total()
+        out = {
+            "code": proc.returncode,
+            "elapsed": round(elapsed, 2),
+            "calls": usage.calls,
+            "tokens": usage.input_tokens + usage.output_tokens,
+            "limited": usage.limited,
+            "sustained": round(sustained(limiter.log, args.tpm), 1),
+            "rate": round(args.tpm / 60, 1),
+            "violations": len(srv.violations),
+            "stderr_tail": proc.stderr.strip().splitlines()[-3:],
+        }
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
