@@ -258,3 +258,95 @@ def test_extract_on_ray_equals_local_and_shares_one_key_budget(tmp_path: Path) -
     assert budget["tokens"] > 18000 * 1.5  # the budget binds for most of the run
     assert budget["limited"] == 0, budget
     assert budget["sustained"] >= 0.85 * budget["rate"], budget
+
+
+def _alive(pid: int, started: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[19].decode() == started
+    except OSError:
+        return False
+
+
+def test_the_next_run_stops_what_a_killed_local_ray_left(tmp_path: Path) -> None:
+    """Without a PID namespace a kill -9 of the driver leaves Ray processes behind; the next run of the recipe
+    stops the ones the killed run recorded, and only those."""
+    import json
+
+    write_input(tmp_path / "in.vmig.jsonl", 20000)
+    recipe(tmp_path / "orphan.yaml", "ray", dsn=None, table="x")
+    env = {**os.environ, "NO_COLOR": "1"}
+    script = 'ip link set lo up && exec "$@"'
+    cmd = [UNSHARE or "unshare", "-n", "bash", "-c", script, "ray-ns", sys.executable, "-m", "vexrun"]
+    proc = subprocess.Popen([*cmd, "run", "orphan.yaml"], cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
+    recorded: list[list[Any]] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = list((tmp_path / ".vexrun" / "state").glob("orphan-*/ray-local-pids.json"))
+        if found and (recorded := json.loads(found[0].read_text())) and len(recorded) >= 4:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, 9)  # unshare without -f execs: its PID is the driver's
+    proc.wait(timeout=30)
+    time.sleep(1)
+    left = [(pid, t) for pid, t in recorded if _alive(pid, t)]
+    try:
+        assert left, "nothing was left behind: this test proves nothing"
+        # in the same PID namespace as the killed run (a new one would not see its processes)
+        done = subprocess.run([*cmd, "run", "orphan.yaml"], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert not [(pid, t) for pid, t in left if _alive(pid, t)]
+    finally:
+        for pid, t in left:
+            if _alive(pid, t):
+                os.kill(pid, 9)
+
+
+def test_bad_lines_are_rejected_as_the_local_run_rejects_them(tmp_path: Path) -> None:
+    """Broken input lines in several partitions: the same records written, the same rejects file (absolute line
+    numbers), exit 3 from both executors."""
+    write_input(tmp_path / "in.vmig.jsonl", 3000)
+    lines = (tmp_path / "in.vmig.jsonl").read_bytes().splitlines(keepends=True)
+    for at in (2400, 1500, 10):
+        lines.insert(at, b'{"id": "broken", "text": \n')
+    (tmp_path / "in.vmig.jsonl").write_bytes(b"".join(lines))
+    recipe(tmp_path / "bad-local.yaml", "local", dsn=None, table="x")
+    recipe(tmp_path / "bad-ray.yaml", "ray", dsn=None, table="x")
+    assert run_cli("run", "bad-local.yaml", cwd=tmp_path).code == 3
+    done = ns_run("run", "bad-ray.yaml", cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr
+    assert_same_targets(tmp_path, "bad-local", "bad-ray")
+    state = tmp_path / ".vexrun" / "state"
+    local_rejects = next(state.glob("bad-local-*/rejects.vmig.jsonl")).read_bytes()
+    ray_rejects = next(state.glob("bad-ray-*/rejects.vmig.jsonl")).read_bytes()
+    assert local_rejects.count(b"\n") == 3 and ray_rejects == local_rejects
+
+
+def test_a_pgvector_source_is_read_in_id_ranges(tmp_path: Path, pg: service.Handle) -> None:
+    """pgvector → vmig: the source is cut into ranges of rows in id order (whole pages), read by two workers;
+    the file equals the local executor's."""
+    write_input(tmp_path / "in.vmig.jsonl", 5000)
+    dsn = pg.dsn(tcp=False)
+    recipe(tmp_path / "fill.yaml", "local", dsn=dsn, table="src_ranges")
+    assert run_cli("run", "fill.yaml", cwd=tmp_path).code == 0
+    for name, executor in (("pg-local", "local"), ("pg-ray", "ray")):
+        (tmp_path / f"{name}.yaml").write_text(
+            f"""version: 1
+name: {name}
+mode: raw
+sources: [{{type: pgvector, dsn: "{dsn}", table: src_ranges}}]
+targets: [{{type: vmig, path: out-{name}/out.vmig.jsonl}}]
+run: {{batch_size: 300, executor: {executor}, ray: {{workers: 2, partitions: 4}}}}
+"""
+        )
+    assert run_cli("run", "pg-local.yaml", cwd=tmp_path).code == 0
+    plan = ns_run("plan", "pg-ray.yaml", cwd=tmp_path)
+    assert "sources[0] (pgvector): 4 partition(s): rows 0-1200, rows 1200-2400, rows 2400-3600, … rows 3600-5000" in (
+        plan.stdout
+    ), plan.stdout
+    done = ns_run("run", "pg-ray.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    local = (tmp_path / "out-pg-local" / "out.vmig.jsonl").read_bytes()
+    assert local.count(b"\n") == 5000 and local == (tmp_path / "out-pg-ray" / "out.vmig.jsonl").read_bytes()

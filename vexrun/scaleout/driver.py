@@ -25,6 +25,7 @@ from ..errors import UsageError, VexrunError
 from ..stages.base import Stage, StageResult, StageSpec
 from ..vmig.batch import Batch
 from .layout import PER_WORKER, Layout, Partition, changes_records, plan_partitions, split_stages, worker_sink
+from .runtime import started as runtime_started
 from .worker import WorkerJob
 
 if TYPE_CHECKING:
@@ -55,11 +56,12 @@ class RayExecutor:
     def run(self, runner: Runner, ck: Checkpoint, progress: Progress) -> str:
         from . import runtime
 
-        ray = runtime.connect(runner.doc.model.run.ray, runner.say)
+        state = Path(runner.state.path)
+        ray = runtime.connect(runner.doc.model.run.ray, runner.say, state)
         try:
             return _Drive(runner, ck, progress, ray).loop()
         finally:
-            runtime.disconnect()
+            runtime.disconnect(state)
 
 
 class _Drive:
@@ -122,6 +124,11 @@ class _Drive:
             for k in range(min(self.workers_n, max(1, len(left))))
         ]
         self.actors = list(idle)
+        if runtime_started():
+            from .runtime import remember
+
+            ray.get([w.ready.remote() for w in idle])  # their processes exist: record them too
+            remember(Path(r.state.path))
         todo = deque(left)
         live: dict[Any, tuple[Any, Partition]] = {}
         stop = r._stop
@@ -247,6 +254,8 @@ class _Drive:
         r.take(done, source.identity(), spec.title, progress)
         for key, value in _summed(self.figures).items():
             progress.counts[key] = value
+        if r.events is not None:
+            r.events.emit("batch", run=progress.run_id, batch=progress.batches, records=len(done.out), partition=p.name)
         r.reporter.update(progress.counts, progress.batches, p.source, None)
 
     def _too_many(self) -> bool:

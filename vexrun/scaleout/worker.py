@@ -132,6 +132,9 @@ class PartitionWorker:
                 sink.prepare(*dims[spec.title])
                 self.prepared.add(spec.title)
 
+    def ready(self) -> bool:
+        return True
+
     def close(self) -> None:
         opened = [s for spec, s in self.sinks if spec.title in self.prepared]
         close_quietly(*(self.stages or []), *self.sources.values(), *opened, self.job.ctx)

@@ -81,28 +81,60 @@ class PgvectorSource(Source):
             raise map_error(exc, self.where) from None
         return int(row[0]) if row else None
 
+    def partitions(self, n: int, batch_size: int) -> list[tuple[str, Cursor | None]]:
+        """Ranges of rows in id order holding about equal numbers of whole pages, named ``rows A-B`` (by their
+        position when the run started); each start cursor holds the range's bounds as ids."""
+        import psycopg
+
+        ns = self.cfg.namespace
+        where, params = ("", ()) if ns is None else (" WHERE namespace = %s", (ns,))
+        try:
+            db = self._db()
+            total = int(db.execute(f"SELECT count(*) FROM {self.table}{where}", params).fetchone()[0])  # type: ignore[index]
+            pages = -(-total // batch_size)
+            if n <= 1 or pages < 2:
+                return [("all", None)]
+            offsets = sorted({pages * k // n * batch_size for k in range(1, n)} - {0})
+            sql = f"SELECT id FROM {self.table}{where} ORDER BY id OFFSET %s LIMIT 1"
+            # the last id before each cut: a range runs after one of them, up to the next
+            bounds = [str(db.execute(sql, (*params, off - 1)).fetchone()[0]) for off in offsets]  # type: ignore[index]
+        except psycopg.Error as exc:
+            raise map_error(exc, self.where) from None
+        starts = [0, *offsets]
+        ends = [*offsets, total]
+        afters: list[str | None] = ["", *bounds]
+        untils: list[str | None] = [*bounds, None]
+        return [
+            (f"rows {a}-{b}", {"after": after, "until": until})
+            for a, b, after, until in zip(starts, ends, afters, untils, strict=True)
+        ]
+
     def batches(self, cursor: Cursor | None, batch_size: int) -> Iterator[tuple[Batch, Cursor]]:
         """Pages in id order; the cursor of each page is its last id. The runner reads one page ahead in a
         thread (``prefetch``): psycopg releases the GIL while the server works."""
         after = str(cursor["after"]) if cursor else ""
+        until = cursor.get("until") if cursor else None
         while True:
-            batch, last, count = self._page(after, batch_size)
+            batch, last, count = self._page(after, batch_size, until)
             if last is None:
                 return
             after = last
             self.read += count
-            yield batch, {"after": last}
+            yield batch, ({"after": last} if until is None else {"after": last, "until": until})
             if count < batch_size:
                 return
 
-    def _page(self, after: str, size: int) -> tuple[Batch, str | None, int]:
-        """One page after ``after``: (batch, its last id or None when empty, rows)."""
+    def _page(self, after: str, size: int, until: str | None = None) -> tuple[Batch, str | None, int]:
+        """One page after ``after`` (up to ``until``): (batch, its last id or None when empty, rows)."""
         import psycopg
 
         ns = self.cfg.namespace
         where = "id > %s" if ns is None else "namespace = %s AND id > %s"
+        bound: tuple[str, ...] = ()
+        if until is not None:
+            where, bound = where + " AND id <= %s", (until,)
         sql = f"SELECT {self.select} FROM {self.table} WHERE {where} ORDER BY id LIMIT %s"
-        params = (after, size) if ns is None else (ns, after, size)
+        params = (after, *bound, size) if ns is None else (ns, after, *bound, size)
         try:
             rows = self._db().execute(sql, params, binary=True).fetchall()
         except psycopg.Error as exc:
