@@ -350,3 +350,33 @@ run: {{batch_size: 300, executor: {executor}, ray: {{workers: 2, partitions: 4}}
     assert done.returncode == 0, done.stderr
     local = (tmp_path / "out-pg-local" / "out.vmig.jsonl").read_bytes()
     assert local.count(b"\n") == 5000 and local == (tmp_path / "out-pg-ray" / "out.vmig.jsonl").read_bytes()
+
+
+def test_an_embedded_store_source_is_read_by_a_worker(tmp_path: Path) -> None:
+    """Qdrant's local mode admits one process: the driver lets go of the source before a worker opens it, and the
+    output equals the local executor's."""
+    write_input(tmp_path / "in.vmig.jsonl", 2000)
+    (tmp_path / "fill.yaml").write_text(
+        """version: 1
+name: fill
+mode: raw
+sources: [{type: vmig, path: in.vmig.jsonl}]
+targets: [{type: qdrant, path: q, collection: mem}]
+"""
+    )
+    assert run_cli("run", "fill.yaml", cwd=tmp_path).code == 0
+    for name, executor in (("q-local", "local"), ("q-ray", "ray")):
+        (tmp_path / f"{name}.yaml").write_text(
+            f"""version: 1
+name: {name}
+mode: raw
+sources: [{{type: qdrant, path: q, collection: mem}}]
+targets: [{{type: vmig, path: out-{name}/out.vmig.jsonl}}]
+run: {{executor: {executor}, ray: {{workers: 2}}}}
+"""
+        )
+    assert run_cli("run", "q-local.yaml", cwd=tmp_path).code == 0
+    done = ns_run("run", "q-ray.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    local = (tmp_path / "out-q-local" / "out.vmig.jsonl").read_bytes()
+    assert local.count(b"\n") == 2000 and local == (tmp_path / "out-q-ray" / "out.vmig.jsonl").read_bytes()

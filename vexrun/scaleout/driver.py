@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..batchflow import BatchDone, execute, merge_edges, write_sink
+from ..build import close_quietly
 from ..errors import UsageError, VexrunError
 from ..stages.base import Stage, StageResult, StageSpec
 from ..vmig.batch import Batch
@@ -92,6 +93,9 @@ class _Drive:
             if saved
             else Layout.new(plan_partitions(runner.parts.sources, per_source, plan.doc.model.run.batch_size))
         )
+        self.identities = [source.identity() for _, source in runner.parts.sources]
+        # the workers read the sources: an embedded store (Qdrant's local mode, Milvus Lite) admits one process
+        close_quietly(*(source for _, source in runner.parts.sources))
         self.spool_dir = Path(runner.state.path) / "ray-spool"
         self.prepared: set[str] = set()
         self.figures: dict[str, dict[str, Any]] = {}
@@ -250,8 +254,8 @@ class _Drive:
     # -- bookkeeping -------------------------------------------------------------------------------
     def _take(self, done: BatchDone, p: Partition) -> None:
         r, progress = self.r, self.progress
-        spec, source = r.parts.sources[p.source]
-        r.take(done, source.identity(), spec.title, progress)
+        spec = r.parts.sources[p.source][0]
+        r.take(done, self.identities[p.source], spec.title, progress)
         for key, value in _summed(self.figures).items():
             progress.counts[key] = value
         if r.events is not None:
