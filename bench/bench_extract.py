@@ -28,7 +28,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from vexrun.providers.llm.cascade import Cascade
 from vexrun.providers.llm.openai_compat import GroqConfig, GroqProvider
@@ -37,6 +36,7 @@ from vexrun.stages.llm_cache import LLMCache
 from vexrun.stages.settings_extract import ExtractSettings
 from vexrun.testing.data import chat_chunks as make_chunks
 from vexrun.testing.fake_api import Fault, KeyBudget, chat_server
+from vexrun.testing.fake_api.limits import sustained
 from vexrun.vmig import Batch, Record
 
 
@@ -94,21 +94,6 @@ def run_case(chunks: list[Record], keys: int, args: argparse.Namespace, storm: b
         len(sources),
         retries,
     )
-
-
-def sustained(log: list[tuple[float, Any, int]], burst: float) -> float:
-    """Tokens per second admitted after the first ``burst`` tokens, up to the last admission."""
-    total, start = 0.0, None
-    for i, (_, _, tokens) in enumerate(log):
-        total += tokens
-        if total > burst:
-            start = i + 1
-            break
-    if start is None or start >= len(log) - 1:
-        return 0.0
-    after = log[start:]
-    span = after[-1][0] - log[start - 1][0]
-    return sum(tok for _, _, tok in after) / span if span > 0 else 0.0
 
 
 def main() -> None:

@@ -18,29 +18,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from ..vmig.batch import Batch
 from ..vmig.writer import VmigWriter
 from .data import chat_chunks
 from .fake_api import KeyBudget, chat_server
+from .fake_api.limits import sustained
 
 KEY = "gsk_ray_budget_CANARY_7"
-
-
-def sustained(log: list[tuple[float, Any, int]], burst: float) -> float:
-    """Tokens per second admitted after the first ``burst`` tokens (a full bucket's), up to the last admission."""
-    total, start = 0.0, None
-    for i, (_, _, tokens) in enumerate(log):
-        total += tokens
-        if total > burst:
-            start = i + 1
-            break
-    if start is None or start >= len(log) - 1:
-        return 0.0
-    after = log[start:]
-    span = after[-1][0] - log[start - 1][0]
-    return sum(tok for _, _, tok in after) / span if span > 0 else 0.0
 
 
 def write_recipe(d: Path, url: str, args: argparse.Namespace) -> Path:

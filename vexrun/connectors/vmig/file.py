@@ -147,11 +147,13 @@ class VmigSource(Source):
     def batches(self, cursor: Cursor | None, batch_size: int) -> Iterator[tuple[Batch, Cursor]]:
         start = (int(cursor["offset"]), int(cursor["line"])) if cursor else (0, 0)
         end = cursor.get("end") if cursor else None
-        if end is not None:
-            yield from self._range(start, int(end), batch_size)
-            return
-        workers = self.workers
-        if workers:
+        bound: dict[str, int] = {}
+        if end is not None:  # one partition of a distributed run, parsed in this process
+            from ...vmig.reader import read_range
+
+            bound = {"end": int(end)}
+            batches: Iterator[Batch] = read_range(self.path, batch_size=batch_size, start=start, end=int(end))
+        elif workers := self.workers:
             from ... import procread
 
             # parse on the other cores while the runner encodes and writes the batches before
@@ -165,20 +167,7 @@ class VmigSource(Source):
                         rec.namespace = self.cfg.namespace
             self.counts["warnings"] += len(batch.warnings)
             assert batch.cursor is not None
-            yield batch, {"offset": batch.cursor[0], "line": batch.cursor[1]}
-
-    def _range(self, start: tuple[int, int], end: int, batch_size: int) -> Iterator[tuple[Batch, Cursor]]:
-        """The batches of one partition (bytes ``start[0]`` to ``end``), parsed in this process."""
-        from ...vmig.reader import read_range
-
-        for batch in read_range(self.path, batch_size=batch_size, start=start, end=end):
-            if self.cfg.namespace is not None:
-                for rec in batch.records:
-                    if rec.namespace is None:
-                        rec.namespace = self.cfg.namespace
-            self.counts["warnings"] += len(batch.warnings)
-            assert batch.cursor is not None
-            yield batch, {"offset": batch.cursor[0], "line": batch.cursor[1], "end": end}
+            yield batch, {"offset": batch.cursor[0], "line": batch.cursor[1], **bound}
 
     @classmethod
     def declared_models(cls, config: Any, base_dir: Any) -> list[str]:

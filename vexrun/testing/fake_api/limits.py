@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["ChatUsage", "KeyBudget", "Limited", "RateLimiter"]
+__all__ = ["ChatUsage", "KeyBudget", "Limited", "RateLimiter", "sustained"]
 
 
 @dataclass(frozen=True)
@@ -164,3 +164,19 @@ class RateLimiter:
             out.output_tokens += u.output_tokens
             out.limited += u.limited
         return out
+
+
+def sustained(log: list[tuple[float, str | None, int]], burst: float) -> float:
+    """Tokens per second admitted (``RateLimiter.log``) after the first ``burst`` tokens (a full bucket's), up to
+    the last admission: how much of a key's budget a client kept using once the initial burst was spent."""
+    total, start = 0.0, None
+    for i, (_, _, tokens) in enumerate(log):
+        total += tokens
+        if total > burst:
+            start = i + 1
+            break
+    if start is None or start >= len(log) - 1:
+        return 0.0
+    after = log[start:]
+    span = after[-1][0] - log[start - 1][0]
+    return sum(tok for _, _, tok in after) / span if span > 0 else 0.0
