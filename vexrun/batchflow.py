@@ -15,7 +15,7 @@ from .connectors.encoding import split_for, store_id, to_store
 from .stages.base import Rejected, Stage, StageResult, StageSpec
 from .vmig.batch import Batch
 
-__all__ = ["BatchDone", "SinkWrite", "done_batch", "merge_edges", "write_sink"]
+__all__ = ["BatchDone", "SinkWrite", "done_batch", "merge_edges", "prepare_args", "write_sink"]
 
 
 @dataclass
@@ -68,6 +68,12 @@ def merge_edges(source_edges: Sequence[Edge], results: Sequence[StageResult]) ->
     if source_edges:
         edges = list({(e.src, e.dst, e.type): e for e in reversed(edges)}.values())[::-1]
     return edges
+
+
+def prepare_args(batch: Batch) -> tuple[int | None, str | None]:
+    """What ``Sink.prepare`` is given for a target whose first write is ``batch``: its dims and model."""
+    dims = batch.dims
+    return dims, (batch.records[0].model if batch.records and dims else None)
 
 
 def execute(stages: Sequence[Stage], batch: Batch) -> list[StageResult]:

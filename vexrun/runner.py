@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from .batchflow import BatchDone, done_batch, write_sink
+from .batchflow import BatchDone, done_batch, prepare_args, write_sink
 from .build import Connectors, build_connectors, build_stage, close_quietly, decoded, run_context, stage_context
 from .checkpoint import Checkpoint, EventLog, Progress, StateDir
 from .connectors.base import Sink
@@ -98,7 +98,6 @@ class Runner:
         self.events: EventLog | None = None
         self.rejects: RejectsFile | None = None
         self.ledger: Ledger | None = None
-        self._batch_no = 0
         self.meter = SourceMeter()
         self.timed: list[Any] = []
         #: the run once it started, until its end is recorded (an exception before then records it failed)
@@ -278,7 +277,6 @@ class Runner:
 
     def _batch(self, batch: Batch, spec: StageSpec, src_id: str, progress: Progress, prepared: set[str]) -> None:
         """One batch from the source through the stages to every sink; the progress is ready to commit."""
-        self._batch_no = progress.batches + 1
         done = done_batch(batch, self.executor.process(self.timed, batch, progress.batches + 1))
         for sink_spec, sink in self.parts.sinks:
             with self.reporter.clock.time(sink_spec.title):
@@ -297,8 +295,7 @@ class Runner:
         def prepare(batch: Batch) -> None:
             key = f"{id(sink)}"
             if key not in prepared:
-                dims = batch.dims
-                sink.prepare(dims, batch.records[0].model if batch.records and dims else None)
+                sink.prepare(*prepare_args(batch))
                 prepared.add(key)
 
         return prepare

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..batchflow import BatchDone, execute, merge_edges, write_sink
+from ..batchflow import BatchDone, execute, merge_edges, prepare_args, write_sink
 from ..build import close_quietly
 from ..errors import UsageError, VexrunError
 from ..stages.base import Stage, StageResult, StageSpec
@@ -239,8 +239,7 @@ class _Drive:
     def _preparer(self, spec: StageSpec, sink: Any) -> Any:
         def prepare(batch: Batch) -> None:
             if spec.title not in self.prepared and len(batch):
-                dims = batch.dims
-                self._prepare(spec.title, (dims, batch.records[0].model if batch.records and dims else None))
+                self._prepare(spec.title, prepare_args(batch))
 
         return prepare
 

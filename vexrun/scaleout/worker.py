@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..batchflow import BatchDone, done_batch, execute, write_sink
+from ..batchflow import BatchDone, done_batch, execute, prepare_args, write_sink
 from ..build import build_sink, build_source, close_quietly, decoded
 from ..connectors.base import Sink, Source
 from ..errors import VexrunError
@@ -110,7 +110,7 @@ class PartitionWorker:
                 done = done_batch(batch, execute(stages, batch))
                 wanted = {s.title: done.out for s, _ in self.sinks if s.title not in self.prepared}
                 if wanted and len(done.out):
-                    dims = {t: _dims(b) for t, b in wanted.items()}
+                    dims = {t: prepare_args(b) for t, b in wanted.items()}
                     yield ("prepare", dims)
                     self._prepare(dims)
                 if len(done.out):
@@ -154,11 +154,6 @@ def _pin(index: int, cpus: int | None) -> None:
         os.sched_setaffinity(0, mine)
     except OSError:
         pass
-
-
-def _dims(batch: Batch) -> tuple[int | None, str | None]:
-    dims = batch.dims
-    return dims, (batch.records[0].model if batch.records and dims else None)
 
 
 def _slim(done: BatchDone) -> BatchDone:
