@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from conftest import vx
+from vexrun.ids import id_hashes
 from vexrun.testing import memory
 from vexrun.verify.diff import differs
 from vexrun.verify.ledger import Ledger, keep_fraction, sample_size
@@ -93,6 +94,38 @@ def test_ledger_sample_is_seeded_and_survives_resume(tmp_path: Path) -> None:
     assert again.counts("t") == {}
     again.close()
     b.close()
+
+
+def test_ledger_last_write_wins_across_batches(tmp_path: Path) -> None:
+    """An id written again (here into another namespace) counts once, where it was written last; ids() and
+    smallest() name each id once, with that namespace, and smallest() agrees with a sort of the hashes."""
+    vec = np.ones((1, 4), dtype=np.float32)
+    led = Ledger(tmp_path / "l.sqlite", run_id=3, keep=0.5, resume_batches=None)
+    for b in range(1, 21):
+        recs = [Record(id=f"r{(b * 37 + i) % 300}", text="t", namespace=f"n{b % 3}") for i in range(50)]
+        led.add("t", b, Batch(records=recs, vectors=np.repeat(vec, 50, axis=0)), {"r7"})
+    last: dict[str, str] = {}
+    for b in range(1, 21):
+        for i in range(50):
+            rid = f"r{(b * 37 + i) % 300}"
+            if rid != "r7":
+                last[rid] = f"n{b % 3}"
+    want = {ns: sum(1 for v in last.values() if v == ns) for ns in set(last.values())}
+    assert led.counts("t") == want and led.total("t") == len(last)
+    named = [pair for chunk in led.ids("t", chunk=64) for pair in chunk]
+    assert sorted(named) == sorted(last.items())
+    assert sorted(p for c in led.ids("t", "n1") for p in c) == sorted(p for p in last.items() if p[1] == "n1")
+    assert list(led.ids("t", "nowhere")) == []
+    hashes = id_hashes(b"vexrun-verify\x1f" + i.encode() for i in last)
+    by_hash = [rid for _, rid in sorted(zip(hashes.tolist(), last, strict=True))]
+    assert [rid for rid, _ in led.smallest("t", 25)] == by_hash[:25]
+    assert all(last[rid] == ns for rid, ns in led.smallest("t", 25))
+    kept = [r.id for r, _ in led.sample("t", 1000)]
+    assert kept == [rid for rid in by_hash if rid in set(kept)] and 0 < len(kept) < len(last)
+    led.close()
+    ro = Ledger.reader(tmp_path / "l.sqlite")
+    assert ro.counts("t") == want
+    ro.close()
 
 
 @pytest.mark.parametrize("mode", ["sample", "count", "full"])

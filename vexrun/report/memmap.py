@@ -18,7 +18,6 @@ Where the sample comes from:
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -145,31 +144,20 @@ def map_data(items: Sequence[Item], *, source: str, total: int | None, text_char
 def ledger_sample(path: Path, sink: str, k: int) -> tuple[list[tuple[str, str]], int, list[Item]]:
     """From the ledger at ``path`` (read-only): the ``k`` ids of ``sink`` with the smallest seeded hashes, as
     (id, namespace); how many ids the run wrote there; and the records the ledger kept among those ids."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    from ..verify.ledger import Ledger
+
+    ledger = Ledger.reader(path)
     try:
-        total = int(db.execute("SELECT COUNT(*) FROM written WHERE sink = ?", (sink,)).fetchone()[0])
-        # the kept records are those with the smallest hashes: the partial index answers without a sort
-        rows = db.execute(
-            "SELECT id, ns, rec, vec FROM written WHERE sink = ? AND rec IS NOT NULL ORDER BY h LIMIT ?", (sink, k)
-        ).fetchall()
-        if len(rows) < min(k, total):
-            rows = db.execute(
-                "SELECT id, ns, rec, vec FROM written WHERE sink = ? ORDER BY h LIMIT ?", (sink, k)
-            ).fetchall()
+        total = ledger.total(sink)
+        # the kept records are those with the smallest hashes: when there are enough, they are the sample
+        kept = ledger.sample(sink, k)
+        if len(kept) >= min(k, total):
+            ids = [(rec.id, rec.namespace or "") for rec, _ in kept]
+        else:
+            ids = ledger.smallest(sink, k)
     finally:
-        db.close()
-    ids = [(str(r[0]), str(r[1])) for r in rows]
-    kept = [_kept(r[2], r[3]) for r in rows if r[2] is not None]
+        ledger.close()
     return ids, total, kept
-
-
-def _kept(rec: bytes, vec: bytes | None) -> Item:
-    """A record the ledger kept: msgpack of the Record, the vector as little-endian float32 (the ledger's
-    layout, :mod:`vexrun.verify.ledger`)."""
-    import msgspec
-
-    record = msgspec.msgpack.decode(rec, type=Record)
-    return record, None if vec is None else np.frombuffer(vec, dtype="<f4")
 
 
 # -- a .vmig.jsonl file ---------------------------------------------------------------------------------------
