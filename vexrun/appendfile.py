@@ -82,7 +82,7 @@ class AppendFile:
         self.hasher = blake3.blake3(max_threads=1)
         if committed is None or (committed == 0 and not path.exists()):
             self.fh = open(path, "wb")  # noqa: SIM115 - closed in close()
-            self.size = 0
+            self.size = self._synced = 0
             return
         if not path.exists() or path.stat().st_size < committed:
             have = path.stat().st_size if path.exists() else 0
@@ -98,7 +98,7 @@ class AppendFile:
             self.hasher.update(chunk)
             remaining -= len(chunk)
         self.fh.seek(committed)
-        self.size = committed
+        self.size = self._synced = committed
 
     def write(self, data: bytes) -> None:
         self.fh.write(data)
@@ -106,8 +106,12 @@ class AppendFile:
         self.size += len(data)
 
     def sync(self) -> None:
+        """Make what was written durable (nothing to do when nothing was written since the last sync)."""
+        if self.size == self._synced:
+            return
         self.fh.flush()
         os.fsync(self.fh.fileno())
+        self._synced = self.size
 
     def close(self) -> None:
         if not self.fh.closed:
