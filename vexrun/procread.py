@@ -28,10 +28,16 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import msgspec
+
 from .errors import VexrunError
 from .vmig.batch import Batch, Reject
+from .vmig.model import Record
 
 __all__ = ["CHUNK_BYTES", "MIN_BYTES", "read_batches_in_process"]
+
+_RECORDS_ENC = msgspec.msgpack.Encoder()
+_RECORDS_DEC = msgspec.msgpack.Decoder(list[Record])
 
 #: Files smaller than this are read in the runner's own process: workers cost ~0.2 s to start.
 MIN_BYTES = 48 * 1024 * 1024
@@ -42,6 +48,7 @@ DEPTH = 10
 DEPTH_BYTES = 128 * 1024 * 1024
 
 _BATCH = "batch"
+_PACKED = "packed"  # a batch as (records as msgpack, the rest): see _pack
 _END = "end"  # a chunk is done: (k, the number of its last line, counted from the chunk's start)
 _EOF = "eof"  # no chunk k: the file ends before it
 _ERROR = "error"
@@ -134,7 +141,26 @@ def _put_all(gen: Any, put: Any) -> int:
             batch = next(gen)
         except StopIteration as stop:
             return int(stop.value)
-        put((_BATCH, batch))
+        put(_pack(batch))
+
+
+def _pack(batch: Batch) -> tuple[Any, ...]:
+    """A batch as a message: its records as one msgpack blob (msgspec encodes and decodes them 3-4× faster
+    than pickle rebuilds each record), the rest as it is. Records msgpack cannot hold exactly (an integer
+    beyond 64 bits in metadata) go pickled."""
+    try:
+        records = _RECORDS_ENC.encode(batch.records)
+    except (TypeError, OverflowError, msgspec.EncodeError):
+        return (_BATCH, batch)
+    rest = (batch.vectors, batch.has_vector, batch.lines, batch.rejects, batch.warnings, batch.cursor)
+    return (_PACKED, records, rest)
+
+
+def _unpack(records: bytes, rest: tuple[Any, ...]) -> Batch:
+    vectors, has_vector, lines, rejects, warnings, cursor = rest
+    batch = Batch(_RECORDS_DEC.decode(records), vectors, has_vector, lines, rejects, warnings)
+    batch.cursor = cursor
+    return batch
 
 
 def _portable(exc: BaseException) -> BaseException:
@@ -213,7 +239,9 @@ def read_batches_in_process(
             w = k % jobs
             while True:
                 kind, *value = pickle.loads(_get(queues[w], workers[w], p))
-                if kind == _BATCH:
+                if kind == _PACKED:
+                    yield _shift(_unpack(*value), base)
+                elif kind == _BATCH:
                     yield _shift(value[0], base)
                 elif kind == _END:
                     if value[0] != k:
