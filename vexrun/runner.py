@@ -25,18 +25,18 @@ from typing import Any
 
 import orjson
 
-from .batchflow import BatchDone, done_batch, prepare_args, write_sink
-from .build import Connectors, build_connectors, build_stage, close_quietly, decoded, run_context, stage_context
+from .batchflow import BatchDone, prepare_args
+from .batchloop import BatchLoop
+from .build import Connectors, build_connectors, build_stage, close_quietly, run_context, stage_context
 from .checkpoint import Checkpoint, EventLog, Progress, StateDir
 from .connectors.base import Sink
 from .errors import Interrupted, VexrunError
 from .executor import Executor, executor_for
 from .planner import Plan
-from .prefetch import prefetch
 from .progress import RunProgress, SourceMeter
 from .rejects import RejectsFile
 from .runlife import begin, empty_reason, stopped
-from .stages.base import Rejected, Stage, StageContext, StageResult, StageSpec, tally
+from .stages.base import Rejected, Stage, StageContext, StageResult, tally
 from .summary import RunSummary
 from .verify import Ledger, open_ledger, verify_targets
 from .vmig.batch import Batch
@@ -242,51 +242,10 @@ class Runner:
                 self.events.emit(getattr(stage, "event", stage.name), **result.figures.get(stage.name, {}))
 
     def _loop(self, ck: Checkpoint, progress: Progress) -> str:
-        assert self.events is not None
         if getattr(self.executor, "partitioned", False):
             status: str = self.executor.run(self, ck, progress)  # type: ignore[attr-defined]
             return status
-        counts = progress.counts
-        prepared: set[str] = set()
-        stop = self._stop
-        batch_size = self.doc.model.run.batch_size
-        sources = self.parts.sources
-        clock = self.reporter.clock
-        read = counts["source"].get("read", 0)
-        with stop.installed(), self.reporter.live(self.meter, read, progress.source_index, progress.cursor):
-            for index in range(progress.source_index, len(sources)):
-                spec, source = sources[index]
-                cursor = progress.cursor if index == progress.source_index else None
-                batches = decoded(spec, source.batches(cursor, batch_size))
-                overlap = source.prefetch and any(sink.io_bound for _, sink in self.parts.sinks)
-                for batch, next_cursor in clock.timed(prefetch(batches) if overlap else batches, spec.title):
-                    self._batch(batch, spec, source.identity(), progress, prepared)
-                    progress.source_index, progress.cursor = index, next_cursor
-                    ck.commit(progress)
-                    self.events.emit("batch", run=progress.run_id, batch=progress.batches, records=len(batch))
-                    self.reporter.update(counts, progress.batches, index, next_cursor)
-                    if stop.signum:
-                        return "interrupted"
-                    limit = self.doc.model.run.max_rejects
-                    if limit is not None and counts.get("rejected", 0) > limit:
-                        return "too-many-rejects"
-                progress.source_index, progress.cursor = index + 1, None
-                counts.setdefault("source_reports", {})[source.identity()] = source.report()
-                ck.commit(progress)
-        return "completed"
-
-    def _batch(self, batch: Batch, spec: StageSpec, src_id: str, progress: Progress, prepared: set[str]) -> None:
-        """One batch from the source through the stages to every sink; the progress is ready to commit."""
-        done = done_batch(batch, self.executor.process(self.timed, batch, progress.batches + 1))
-        for sink_spec, sink in self.parts.sinks:
-            with self.reporter.clock.time(sink_spec.title):
-                done.writes.append(write_sink(sink_spec, sink, done.out, done.edges, self._preparer(sink, prepared)))
-        self.take(done, src_id, spec.title, progress)
-        retry_file = progress.stage_state.get("retry_file")
-        progress.stage_state = {stage.name: stage.state() for stage in self.stages}
-        if retry_file:
-            progress.stage_state["retry_file"] = retry_file
-        progress.sink_state = {s.title: sink.state() for s, sink in self.parts.sinks}
+        return BatchLoop(self, ck, progress).run()
 
     @staticmethod
     def _preparer(sink: Sink, prepared: set[str]) -> Any:

@@ -209,6 +209,10 @@ class Sink:
     #: True if writing mostly waits on a server (network, a database process): then reading the next batch
     #: in a background thread overlaps with the write. A CPU-bound sink (a local file) gains nothing from it.
     io_bound: ClassVar[bool] = False
+    #: True if ``write``/``write_edges``/``state`` may run in a background thread (one call at a time, in batch
+    #: order) while the runner processes the next batch (:mod:`vexrun.writebehind`). An io_bound sink's client
+    #: is thread-safe and gets it too; an embedded store bound to the thread that opened it does not.
+    write_behind: ClassVar[bool] = False
 
     def __init__(self, config: Any, ctx: RunContext) -> None:
         self.config = config

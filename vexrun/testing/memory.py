@@ -253,6 +253,8 @@ class MemorySink(Sink):
 
     name = "memory"
     capabilities: ClassVar[Capabilities] = CAPABILITIES
+    #: written behind the stages, as a server store's client is: the runs of the fault tests go that way
+    write_behind = True
 
     def __init__(self, config: MemorySinkConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)

@@ -308,6 +308,8 @@ def _os_errors(method: _M) -> _M:
 
 class VmigSink(Sink):
     name = "vmig"
+    #: plain files: encoding holds the GIL, but the file write and its hash do not
+    write_behind = True
 
     def __init__(self, config: VmigSinkConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)

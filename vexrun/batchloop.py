@@ -1,0 +1,209 @@
+"""The local executor's batch loop: each batch from the sources through the stages to the sinks, committed in
+order, with the sinks' writes *behind* the stages.
+
+A batch's sink writes run in one background thread while the loop reads and processes the next batch, so
+reading, the stages and the stores' work overlap (a store's client waits on its server; a file sink's write
+and hash release the GIL). The commit rule does not change: a batch is committed (cursor, counts, stage and sink
+states) only after every sink acknowledged it, batches are committed in order, and what the checkpoint stores
+for a batch is what the stages and sinks said right after that batch (:func:`snapshot`), not after the next
+one. At most one batch is written while the next is processed. A run with a sink that cannot be written from
+another thread (an embedded store bound to the thread that opened it) writes in the loop's own thread.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
+
+from .batchflow import BatchDone, done_batch, write_sink
+from .build import decoded
+from .prefetch import prefetch
+
+if TYPE_CHECKING:
+    from .checkpoint import Checkpoint, Progress
+    from .connectors.base import Sink
+    from .runner import Runner
+    from .stages.base import StageSpec
+    from .vmig.batch import Batch
+
+__all__ = ["BatchLoop", "WriteBehind", "can_write_behind", "snapshot"]
+
+T = TypeVar("T")
+
+
+class _Skipped(Exception):
+    """A batch queued behind a failed write: never written, never committed."""
+
+
+def snapshot(states: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``states`` that later batches cannot change (stages and sinks may return live dicts)."""
+    return orjson.loads(orjson.dumps(states))  # type: ignore[no-any-return]
+
+
+def can_write_behind(sinks: Iterable[Sink]) -> bool:
+    """True when every sink may be written from a background thread (one call at a time, in batch order)."""
+    found = list(sinks)
+    return bool(found) and all(sink.io_bound or sink.write_behind for sink in found)
+
+
+class WriteBehind:
+    """One writer thread (``enabled``), or the caller's own thread: :meth:`submit` returns a future either
+    way; without the thread the work is done (and its exception raised) before it returns."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vexrun-write") if enabled else None
+        #: batches that may be in flight once the next one is submitted
+        self.depth = 1 if enabled else 0
+        #: a write failed: the writes queued after it are not done (nothing is written past a failure)
+        self.failed = False
+
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        if self.pool is not None:
+            return self.pool.submit(self._guarded, fn)
+        done: Future[T] = Future()
+        done.set_result(fn())
+        return done
+
+    def _guarded(self, fn: Callable[[], T]) -> T:
+        if self.failed:
+            raise _Skipped("not written: an earlier batch's write failed")
+        try:
+            return fn()
+        except BaseException:
+            self.failed = True
+            raise
+
+    def close(self) -> None:
+        """Wait for the write in flight (a sink must not be closed under it)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+
+
+@dataclass
+class _Pending:
+    """A batch processed and handed to the sinks, not yet committed."""
+
+    #: the sinks' states, once every sink acknowledged the batch
+    written: Future[dict[str, Any]]
+    done: BatchDone
+    spec: StageSpec
+    index: int
+    cursor: Any
+    stage_state: dict[str, Any]
+
+
+class BatchLoop:
+    """The batch loop of one run of ``runner`` (which owns the parts, the stages and the counting)."""
+
+    def __init__(self, runner: Runner, ck: Checkpoint, progress: Progress) -> None:
+        self.runner = runner
+        self.ck = ck
+        self.progress = progress
+        self.prepared: set[str] = set()
+        self.pending: deque[_Pending] = deque()
+        #: settling a batch failed: nothing after it is committed
+        self.broken = False
+
+    def run(self) -> str:
+        """'completed', or why the loop stopped early ('interrupted', 'too-many-rejects')."""
+        r, progress = self.runner, self.progress
+        sources, sinks = r.parts.sources, [sink for _, sink in r.parts.sinks]
+        batch_size = r.doc.model.run.batch_size
+        read = progress.counts["source"].get("read", 0)
+        writer = WriteBehind(can_write_behind(sinks))
+        timed = r.reporter.clock.timed
+        try:
+            with r._stop.installed(), r.reporter.live(r.meter, read, progress.source_index, progress.cursor):
+                for index in range(progress.source_index, len(sources)):
+                    spec, source = sources[index]
+                    cursor = progress.cursor if index == progress.source_index else None
+                    batches = decoded(spec, source.batches(cursor, batch_size))
+                    overlap = source.prefetch and any(sink.io_bound for sink in sinks)
+                    for batch, next_cursor in timed(prefetch(batches) if overlap else batches, spec.title):
+                        number = progress.batches + len(self.pending) + 1
+                        self.pending.append(self._submit(writer, batch, spec, index, next_cursor, number))
+                        while len(self.pending) > writer.depth:
+                            self._settle(self.pending.popleft())
+                        if status := self._should_stop():
+                            self._settle_all()
+                            return status
+                    self._settle_all()
+                    progress.source_index, progress.cursor = index + 1, None
+                    progress.counts.setdefault("source_reports", {})[source.identity()] = source.report()
+                    self.ck.commit(progress)
+        except BaseException:
+            self._settle_acknowledged()
+            raise
+        finally:
+            writer.close()
+        return "completed"
+
+    def _should_stop(self) -> str | None:
+        if self.runner._stop.signum:
+            return "interrupted"
+        limit = self.runner.doc.model.run.max_rejects
+        if limit is not None and self.progress.counts.get("rejected", 0) > limit:
+            return "too-many-rejects"
+        return None
+
+    def _submit(
+        self, writer: WriteBehind, batch: Batch, spec: StageSpec, index: int, cursor: Any, number: int
+    ) -> _Pending:
+        """One batch through the stages (here), then to every sink (in the writer thread, when there is one)."""
+        r = self.runner
+        done = done_batch(batch, r.executor.process(r.timed, batch, number))
+        stage_state = snapshot({stage.name: stage.state() for stage in r.stages})
+
+        def write() -> dict[str, Any]:
+            for sink_spec, sink in r.parts.sinks:
+                with r.reporter.clock.time(sink_spec.title):
+                    prepare = r._preparer(sink, self.prepared)
+                    done.writes.append(write_sink(sink_spec, sink, done.out, done.edges, prepare))
+            return snapshot({s.title: sink.state() for s, sink in r.parts.sinks})
+
+        return _Pending(writer.submit(write), done, spec, index, cursor, stage_state)
+
+    def _settle(self, p: _Pending) -> None:
+        """A batch every sink acknowledged: count it and commit it with its cursor and states. Once settling
+        one batch failed, no later batch is ever committed (batches are committed in order or not at all)."""
+        if self.broken:
+            raise RuntimeError("a batch after one that was not committed")  # not reached: the run is failing
+        try:
+            self._commit(p)
+        except BaseException:
+            self.broken = True
+            raise
+
+    def _commit(self, p: _Pending) -> None:
+        r, progress = self.runner, self.progress
+        assert r.events is not None
+        sink_state = p.written.result()
+        r.take(p.done, r.parts.sources[p.index][1].identity(), p.spec.title, progress)
+        retry_file = progress.stage_state.get("retry_file")
+        progress.stage_state = p.stage_state
+        if retry_file:
+            progress.stage_state["retry_file"] = retry_file
+        progress.sink_state = sink_state
+        progress.source_index, progress.cursor = p.index, p.cursor
+        self.ck.commit(progress)
+        r.events.emit("batch", run=progress.run_id, batch=progress.batches, records=len(p.done.out))
+        r.reporter.update(progress.counts, progress.batches, p.index, p.cursor)
+
+    def _settle_all(self) -> None:
+        while self.pending:
+            self._settle(self.pending.popleft())
+
+    def _settle_acknowledged(self) -> None:
+        """The run is failing: still commit the batches the sinks acknowledged, in order, up to the first that
+        failed (its error, or the one already being raised, is what the user sees)."""
+        while self.pending and not self.broken:
+            try:
+                self._settle(self.pending.popleft())
+            except BaseException:  # noqa: BLE001, S110 - the error already on its way out is the one reported
+                pass
+        self.pending.clear()
