@@ -23,6 +23,8 @@ from vexrun.connectors.milvus import sink as sink_module
 from vexrun.connectors.milvus.common import literal, sdk
 from vexrun.errors import ConnectError, InvalidInput, UsageError
 from vexrun.testing.services import milvus as service
+from vexrun.verify.ledger import Ledger
+from vexrun.verify.reconcile import reconcile
 from vexrun.vmig.batch import Batch
 from vexrun.vmig.model import Record
 
@@ -381,6 +383,18 @@ def test_source_errors_are_one_line(server: service.MilvusHandle, tmp_path: Path
     with pytest.raises(InvalidInput, match="has no vector index"):
         source.open()
     source.close()
+    # a run into it cannot read it back: its verification says so, the run does not fail on it
+    sink = sink_for(server, tmp_path, name, index_type="none")
+    sink.open(None)
+    ledger = Ledger(tmp_path / "ledger.sqlite", run_id=1, keep=1.0, resume_batches=None)
+    try:
+        sink.prepare(DIMS, "fake-8")
+        ledger.add("target", 1, records(5))
+        result = reconcile(sink, None, "target", ledger, "sample", 10)
+        assert not result.verified and "has no vector index (index_type: none)" in (result.note or ""), result
+    finally:
+        ledger.close()
+        sink.close()
 
 
 def test_reads_a_collection_vexrun_did_not_write(server: service.MilvusHandle, tmp_path: Path, client: Any) -> None:
