@@ -14,6 +14,7 @@ import yaml
 from conftest import vx
 from vexrun.ids import id_hashes
 from vexrun.testing import memory
+from vexrun.verify import ledger as ledger_module
 from vexrun.verify.diff import differs
 from vexrun.verify.ledger import Ledger, keep_fraction, sample_size
 from vexrun.vmig import Record, VmigWriter
@@ -96,9 +97,13 @@ def test_ledger_sample_is_seeded_and_survives_resume(tmp_path: Path) -> None:
     b.close()
 
 
-def test_ledger_last_write_wins_across_batches(tmp_path: Path) -> None:
+@pytest.mark.parametrize("passes", ["one pass", "many passes"])
+def test_ledger_last_write_wins_across_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, passes: str) -> None:
     """An id written again (here into another namespace) counts once, where it was written last; ids() and
-    smallest() name each id once, with that namespace, and smallest() agrees with a sort of the hashes."""
+    smallest() name each id once, with that namespace, and smallest() agrees with a sort of the hashes; the
+    same when the ledger is read in passes over shares of the hashes (as for runs of millions of records)."""
+    if passes == "many passes":
+        monkeypatch.setattr(ledger_module, "PASS_WRITES", 64)
     vec = np.ones((1, 4), dtype=np.float32)
     led = Ledger(tmp_path / "l.sqlite", run_id=3, keep=0.5, resume_batches=None)
     for b in range(1, 21):

@@ -16,6 +16,7 @@ run starts it empty.
 
 from __future__ import annotations
 
+import bisect
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -80,22 +81,19 @@ def sample_size(sample: int, total: int) -> int:
     return min(total, max(sample, total // 100))
 
 
-@dataclass
-class _Written:
-    """The ids a run wrote to one target, as it stands: one entry per distinct id (its last write)."""
+#: distinct ids are told apart in passes over the ledger, each over the writes whose hash falls in its share, of
+#: about this many writes: 12 bytes a write, so memory stays flat however many records a run writes
+PASS_WRITES = 1 << 18
 
-    #: per batch row, in batch order: (batch number, position of its first record)
-    starts: list[tuple[int, int]]
-    #: every record written, in order: the seeded hash, the namespace's code
+
+@dataclass
+class _Pass:
+    """The last write of each distinct id of one share of the hashes: its position among all writes, its hash,
+    its namespace's code."""
+
+    positions: np.ndarray
     hashes: np.ndarray
     codes: np.ndarray
-    names: list[str]
-    #: positions of the last write of each distinct id
-    last: np.ndarray
-
-    def counts(self) -> dict[str, int]:
-        per = np.bincount(self.codes[self.last], minlength=len(self.names))
-        return {name: int(n) for name, n in zip(self.names, per, strict=True) if n}
 
 
 class Ledger:
@@ -103,7 +101,8 @@ class Ledger:
         self, path: Path, *, run_id: int, keep: float, resume_batches: int | None, readonly: bool = False
     ) -> None:
         self.path = path
-        self._cache: dict[str, _Written] = {}
+        self._counts: dict[str, dict[str, int]] = {}
+        self._names: dict[str, list[str]] = {}
         if readonly:
             self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
@@ -168,42 +167,54 @@ class Ledger:
             self.db.execute("INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, ?, ?)", row)
             if kept:
                 self.db.executemany("INSERT OR REPLACE INTO kept VALUES (?, ?, ?, ?, ?, ?, ?)", kept)
-        self._cache.pop(sink, None)
+        self._counts.pop(sink, None)
 
-    def _written(self, sink: str) -> _Written:
-        """Every write to ``sink`` (hashes and namespace codes, 12 bytes a record) and which ones stand."""
-        if sink in self._cache:
-            return self._cache[sink]
-        starts: list[tuple[int, int]] = []
-        hashes: list[np.ndarray] = []
-        codes: list[np.ndarray] = []
-        names: dict[str, int] = {}
+    def _rows(self, sink: str, names: dict[str, int]) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """(batch number, position of its first write, hashes, namespace codes in ``names``) of each batch row."""
         at = 0
         for batch_no, names_blob, ns_blob, h_blob in self.db.execute(
             "SELECT batch, names, ns, h FROM batches WHERE sink = ? ORDER BY batch", (sink,)
         ):
             local = np.fromiter((names.setdefault(n, len(names)) for n in _STRS.decode(names_blob)), np.uint32)
             h = np.frombuffer(h_blob, dtype=np.uint64)
-            starts.append((int(batch_no), at))
-            hashes.append(h)
-            codes.append(local[np.frombuffer(ns_blob, dtype=np.uint32)])
+            yield int(batch_no), at, h, local[np.frombuffer(ns_blob, dtype=np.uint32)]
             at += len(h)
-        all_h = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
-        all_c = np.concatenate(codes) if codes else np.zeros(0, np.uint32)
-        # the last write of each id: the first occurrence in the reversed order
-        _, first_rev = np.unique(all_h[::-1], return_index=True)
-        last = np.sort(len(all_h) - 1 - first_rev)
-        out = _Written(starts=starts, hashes=all_h, codes=all_c, names=list(names), last=last)
-        self._cache[sink] = out
-        return out
+
+    def _passes(self, sink: str) -> Iterator[_Pass]:
+        """The last write of each distinct id, one share of the hashes at a time (:data:`PASS_WRITES`)."""
+        row = self.db.execute("SELECT COALESCE(SUM(length(h)), 0) FROM batches WHERE sink = ?", (sink,)).fetchone()
+        passes = max(1, -(-int(row[0]) // 8 // PASS_WRITES))
+        names: dict[str, int] = {}
+        for share in range(passes):
+            positions, hashes, codes = [], [], []
+            for _, at, h, ns in self._rows(sink, names):
+                mine = np.flatnonzero(h % np.uint64(passes) == share) if passes > 1 else np.arange(len(h))
+                positions.append(mine + at)
+                hashes.append(h[mine])
+                codes.append(ns[mine])
+            pos = np.concatenate(positions) if positions else np.zeros(0, np.int64)
+            all_h = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
+            all_c = np.concatenate(codes) if codes else np.zeros(0, np.uint32)
+            # the last write of each id: the first occurrence in the reversed order
+            _, first_rev = np.unique(all_h[::-1], return_index=True)
+            last = len(all_h) - 1 - first_rev
+            yield _Pass(pos[last], all_h[last], all_c[last])
+        self._names[sink] = list(names)
 
     def counts(self, sink: str) -> dict[str, int]:
         """Distinct ids written per namespace ('' for records without one)."""
-        return self._written(sink).counts()
+        if sink not in self._counts:
+            per: dict[int, int] = {}
+            for part in self._passes(sink):
+                for code, n in zip(*np.unique(part.codes, return_counts=True), strict=True):
+                    per[int(code)] = per.get(int(code), 0) + int(n)
+            names = self._names.get(sink, [])
+            self._counts[sink] = {names[code]: n for code, n in sorted(per.items())}
+        return self._counts[sink]
 
     def total(self, sink: str) -> int:
         """Distinct ids written to ``sink``."""
-        return len(self._written(sink).last)
+        return sum(self.counts(sink).values())
 
     def sample(self, sink: str, k: int) -> list[tuple[Record, np.ndarray | None]]:
         """The ``k`` kept records with the smallest hashes."""
@@ -218,18 +229,23 @@ class Ledger:
 
     def ids(self, sink: str, namespace: str | None = None, chunk: int = 1000) -> Iterator[list[tuple[str, str]]]:
         """Every (id, namespace) written (its last write), in chunks in the order written, optionally of one
-        namespace."""
-        w = self._written(sink)
-        stands = np.zeros(len(w.hashes), dtype=bool)
-        stands[w.last] = True
-        if namespace is not None:
-            if namespace not in w.names:
-                return
-            stands &= w.codes == w.names.index(namespace)
+        namespace. Holds one byte a write (which writes stand), for as long as it runs."""
+        stands = np.zeros(0, dtype=bool)
+        for part in self._passes(sink):
+            names = self._names.get(sink, [])
+            if len(stands) == 0:
+                total = self.db.execute("SELECT COALESCE(SUM(length(h)), 0) FROM batches WHERE sink = ?", (sink,))
+                stands = np.zeros(int(total.fetchone()[0]) // 8, dtype=bool)
+            picked = part.positions
+            if namespace is not None:
+                code = names.index(namespace) if namespace in names else -1
+                picked = picked[part.codes == code]
+            stands[picked] = True
+        names = self._names.get(sink, [])
         out: list[tuple[str, str]] = []
-        for at, ids in self._id_lists(sink, w):
-            picked = np.flatnonzero(stands[at : at + len(ids)]).tolist()
-            out.extend((ids[j], w.names[w.codes[at + j]]) for j in picked)
+        for at, ids, codes in self._id_lists(sink, None):
+            for j in np.flatnonzero(stands[at : at + len(ids)]).tolist():
+                out.append((ids[j], names[codes[j]]))
             while len(out) >= chunk:
                 yield out[:chunk]
                 out = out[chunk:]
@@ -238,29 +254,35 @@ class Ledger:
 
     def smallest(self, sink: str, k: int) -> list[tuple[str, str]]:
         """The ``k`` distinct ids (with their namespaces) of ``sink`` with the smallest hashes."""
-        w = self._written(sink)
-        if not len(w.last) or k <= 0:
+        if k <= 0:
             return []
-        order = w.last[np.argsort(w.hashes[w.last], kind="stable")[:k]]
-        wanted = set(order.tolist())
-        found: dict[int, tuple[str, str]] = {}
-        for at, ids in self._id_lists(sink, w, wanted):
+        best_h, best_pos = np.zeros(0, np.uint64), np.zeros(0, np.int64)
+        for part in self._passes(sink):
+            h = np.concatenate([best_h, part.hashes])
+            pos = np.concatenate([best_pos, part.positions])
+            order = np.argsort(h, kind="stable")[:k]
+            best_h, best_pos = h[order], pos[order]
+        wanted = {int(p): i for i, p in enumerate(best_pos.tolist())}
+        names = self._names.get(sink, [])
+        found: list[tuple[str, str] | None] = [None] * len(wanted)
+        for at, ids, codes in self._id_lists(sink, set(wanted)):
             for j, rid in enumerate(ids):
                 if at + j in wanted:
-                    found[at + j] = (rid, w.names[w.codes[at + j]])
-        return [found[int(p)] for p in order]
+                    found[wanted[at + j]] = (rid, names[codes[j]])
+        return [f for f in found if f is not None]
 
-    def _id_lists(self, sink: str, w: _Written, positions: set[int] | None = None) -> Iterator[tuple[int, list[str]]]:
-        """(position of the first record, its ids) of each batch row, or of the rows holding ``positions``."""
-        rows = range(len(w.starts))
-        if positions is not None:
-            firsts = np.array([at for _, at in w.starts], dtype=np.int64)
-            where = np.searchsorted(firsts, np.fromiter(positions, np.int64, len(positions)), side="right") - 1
-            rows = sorted(set(where.tolist()))
-        for r in rows:
-            batch_no, at = w.starts[r]
+    def _id_lists(self, sink: str, positions: set[int] | None) -> Iterator[tuple[int, list[str], np.ndarray]]:
+        """(position of the first write, its ids, their namespace codes) of each batch row, or of the rows
+        holding ``positions``."""
+        names: dict[str, int] = {name: i for i, name in enumerate(self._names.get(sink, []))}
+        wanted = sorted(positions) if positions is not None else []
+        for batch_no, at, h, codes in self._rows(sink, names):
+            if positions is not None:
+                i = bisect.bisect_left(wanted, at)
+                if i == len(wanted) or wanted[i] >= at + len(h):
+                    continue
             row = self.db.execute("SELECT ids FROM batches WHERE sink = ? AND batch = ?", (sink, batch_no)).fetchone()
-            yield at, _STRS.decode(row[0])
+            yield at, _STRS.decode(row[0]), codes
 
 
 def _item(rec: bytes, vec: bytes | None) -> tuple[Record, np.ndarray | None]:
