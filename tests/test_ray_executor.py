@@ -260,6 +260,22 @@ def test_extract_on_ray_equals_local_and_shares_one_key_budget(tmp_path: Path) -
     assert budget["sustained"] >= 0.85 * budget["rate"], budget
 
 
+def test_kill_9_of_an_extract_run_computes_no_answer_twice(tmp_path: Path) -> None:
+    """mode extract on Ray, the driver killed -9 five times at seeded random moments and then run through: the
+    facts equal a local run's byte for byte, and no LLM answer was stored twice (the answer cache counts every
+    store of an answer, from every worker)."""
+    chunks = ["--chunks", "160", "--batch", "4", "--tpm", "10000000", "--rpm", "100000"]
+    local = ray_llm(tmp_path / "local", *chunks, "--latency", "0.05", "--executor", "local")
+    killed = ray_llm(
+        tmp_path / "ray", *chunks, "--latency", "0.6", "--workers", "4", "--kills", "5", "--kill-after", "4,10"
+    )
+    assert local["code"] == 0 and local["answers"] == {"entries": 40, "max_puts": 1}, local
+    assert killed["code"] == 0 and killed["kills"] == 5, killed
+    assert killed["answers"] == {"entries": 40, "max_puts": 1}, killed
+    facts = (tmp_path / "local" / "facts.vmig.jsonl").read_bytes()
+    assert facts and facts == (tmp_path / "ray" / "facts.vmig.jsonl").read_bytes()
+
+
 def _alive(pid: int, started: str) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
