@@ -233,6 +233,33 @@ def test_resume_from_every_page_boundary(tmp_path: Path, server: service.ChromaH
         src.close()
 
 
+def test_partitions_read_the_serial_reads_batches(tmp_path: Path, server: service.ChromaHandle) -> None:
+    """The ranges a distributed run reads (run.executor: ray) are whole pages of the serial read, in order: read
+    one after the other they give the same batches; a range resumes from its own cursors and stops at its end."""
+    target = Target(tmp_path, server)
+    target.write(_records(1234))
+    src = target.source()
+    try:
+        serial = [[r.id for r in b.records] for b, _ in src.batches(None, 100)]
+        parts = src.partitions(3, 100)
+        assert [name for name, _ in parts] == ["records 0-400", "records 400-800", "records 800-1234"]
+        split: list[list[str]] = []
+        for _, cursor in parts:
+            pages = [([r.id for r in b.records], cur) for b, cur in src.batches(cursor, 100)]
+            split += [ids for ids, _ in pages]
+            first, resumed = pages[0][1], [ids for ids, _ in pages[1:]]
+            assert [[r.id for r in b.records] for b, _ in src.batches(first, 100)] == resumed
+        assert split == serial and len({i for ids in split for i in ids}) == 1234
+        assert src.partitions(1, 100) == [("all", None)]
+    finally:
+        src.close()
+    one_namespace = target.source(namespace="alpha")
+    try:
+        assert one_namespace.partitions(3, 100) == [("all", None)]
+    finally:
+        one_namespace.close()
+
+
 def test_namespace_filter_and_records_deleted_behind_the_cursor(tmp_path: Path, server: service.ChromaHandle) -> None:
     target = Target(tmp_path, server)
     target.write(_records(30, ns=("work", "home", "travel")))

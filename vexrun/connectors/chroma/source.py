@@ -58,14 +58,16 @@ class ChromaSource(Source):
         store = self.store
         offset = int(cursor.get("offset", 0)) if cursor else 0
         last: str | None = cursor.get("last") if cursor else None
+        until: int | None = cursor.get("until") if cursor else None  # a partition's end (see partitions)
         where = store.where_namespace(self.cfg.namespace)
         page = max(1, min(batch_size, READ_PAGE))
-        while True:
+        while until is None or offset < until:
+            limit = page if until is None else min(page, until - offset)
             overlap = 1 if last is not None and offset > 0 else 0
             got = store.call(
                 "reading records",
                 store.coll.get,
-                limit=page + overlap,
+                limit=limit + overlap,
                 offset=offset - overlap,
                 where=where,
                 include=_INCLUDE,
@@ -83,10 +85,36 @@ class ChromaSource(Source):
                 offset += n
                 last = str(got["ids"][-1])
                 self.read += n
-                yield rows_to_batch(got, self.cfg), {"offset": offset, "last": last}
-            if n < page:
+                at: Cursor = {"offset": offset, "last": last}
+                yield rows_to_batch(got, self.cfg), at if until is None else {**at, "until": until}
+            if n < limit:
                 break
-        self._verify(offset)
+        if until is None:
+            self._verify(offset)
+        elif offset < until:
+            raise InvalidInput(
+                f"chroma collection '{self.cfg.collection}' at {store.where} ends at {offset:,} records, before the "
+                f"partition's end at {until:,}",
+                hint="the collection changed while it was read; run the export again with --fresh",
+            )
+
+    def partitions(self, n: int, batch_size: int) -> list[tuple[str, Cursor | None]]:
+        """Ranges of positions in the collection's order, named ``records A-B``, each a whole number of the
+        serial read's pages (so the batches are the same); the last range is checked against the collection's
+        count as a serial read is. One partition for a namespace: Chroma counts whole collections only."""
+        if n <= 1 or self.cfg.namespace is not None:
+            return [("all", None)]
+        total = int(self.store.call("counting", self.store.coll.count))
+        page = max(1, min(batch_size, READ_PAGE))
+        pages = -(-total // page)
+        if pages < 2:
+            return [("all", None)]
+        cuts = sorted({pages * k // n * page for k in range(1, n)} - {0})
+        starts, ends = [0, *cuts], [*cuts, total]
+        return [
+            (f"records {a}-{b}", {"offset": a} if b == total else {"offset": a, "until": b})
+            for a, b in zip(starts, ends, strict=True)
+        ]
 
     def _verify(self, total_read: int) -> None:
         """Compare what was read (over all resumed parts) with what the collection holds."""
