@@ -271,6 +271,36 @@ def test_export_reads_the_version_it_started_on_and_resumes_there(tmp_path: Path
         gone.close()
 
 
+@pytest.mark.parametrize("namespace", [None, "beta"])
+def test_partitions_read_the_serial_reads_batches(tmp_path: Path, namespace: str | None) -> None:
+    """The ranges a distributed run reads (run.executor: ray) start where a serial read's batches start, pinned
+    to the same version: read one after the other they give the same batches; a range resumes from its own
+    cursors and stops at its end, even when the table was written to since."""
+    _write(tmp_path, _records(1000), _records(234, start=1000))
+    src = _source(tmp_path, namespace=namespace)
+    try:
+        serial = [[r.id for r in b.records] for b, _ in src.batches(None, 100)]
+        parts = src.partitions(3, 100)
+        total = 1234 if namespace is None else 617
+        cuts = (400, 800) if namespace is None else (200, 400)
+        assert [name for name, _ in parts] == [
+            f"rows 0-{cuts[0]}",
+            f"rows {cuts[0]}-{cuts[1]}",
+            f"rows {cuts[1]}-{total}",
+        ]
+        _write(tmp_path, _records(40, start=5000), optimize=False)  # behind the ranges' back
+        split: list[list[str]] = []
+        for _, cursor in parts:
+            pages = [([r.id for r in b.records], cur) for b, cur in src.batches(cursor, 100)]
+            split += [ids for ids, _ in pages]
+            resumed = [[r.id for r in b.records] for b, _ in src.batches(pages[0][1], 100)]
+            assert resumed == [ids for ids, _ in pages[1:]]
+        assert split == serial and len({i for ids in split for i in ids}) == total
+        assert src.partitions(1, 100) == [("all", None)]
+    finally:
+        src.close()
+
+
 def test_foreign_tables_are_read_with_their_columns_as_metadata(tmp_path: Path) -> None:
     import datetime
 

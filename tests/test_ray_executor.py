@@ -368,6 +368,40 @@ run: {{batch_size: 300, executor: {executor}, ray: {{workers: 2, partitions: 4}}
     assert local.count(b"\n") == 5000 and local == (tmp_path / "out-pg-ray" / "out.vmig.jsonl").read_bytes()
 
 
+def test_a_lancedb_table_is_read_in_row_ranges(tmp_path: Path) -> None:
+    """LanceDB → vmig: the table version the run reads is cut into row ranges (whole pages), read by two
+    workers from the same directory; the file equals the local executor's."""
+    write_input(tmp_path / "in.vmig.jsonl", 5000)
+    (tmp_path / "fill.yaml").write_text(
+        """version: 1
+name: fill
+mode: raw
+sources: [{type: vmig, path: in.vmig.jsonl}]
+targets: [{type: lancedb, path: lance, table: mem}]
+"""
+    )
+    assert run_cli("run", "fill.yaml", cwd=tmp_path).code == 0
+    for name, executor in (("l-local", "local"), ("l-ray", "ray")):
+        (tmp_path / f"{name}.yaml").write_text(
+            f"""version: 1
+name: {name}
+mode: raw
+sources: [{{type: lancedb, path: lance, table: mem}}]
+targets: [{{type: vmig, path: out-{name}/out.vmig.jsonl}}]
+run: {{batch_size: 300, executor: {executor}, ray: {{workers: 2, partitions: 4}}}}
+"""
+        )
+    assert run_cli("run", "l-local.yaml", cwd=tmp_path).code == 0
+    plan = ns_run("plan", "l-ray.yaml", cwd=tmp_path)
+    assert "sources[0] (lancedb): 4 partition(s): rows 0-1200, rows 1200-2400, rows 2400-3600, … rows 3600-5000" in (
+        plan.stdout
+    ), plan.stdout
+    done = ns_run("run", "l-ray.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    local = (tmp_path / "out-l-local" / "out.vmig.jsonl").read_bytes()
+    assert local.count(b"\n") == 5000 and local == (tmp_path / "out-l-ray" / "out.vmig.jsonl").read_bytes()
+
+
 def test_an_embedded_store_source_is_read_by_a_worker(tmp_path: Path) -> None:
     """Qdrant's local mode admits one process: the driver lets go of the source before a worker opens it, and the
     output equals the local executor's."""

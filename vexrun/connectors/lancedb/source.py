@@ -105,6 +105,7 @@ class LanceDBSource(Source):
         assert version is not None, "LanceDBSource.batches before open()"
         offset = int(cursor.get("offset", 0)) if cursor else 0
         last: int | None = cursor.get("last") if cursor else None
+        until: int | None = cursor.get("until") if cursor else None  # a partition's end (see partitions)
         tbl = self._pin(version)
         layout = self._layout(tbl)
         overlap = 1 if offset > 0 and last is not None else 0
@@ -132,9 +133,12 @@ class LanceDBSource(Source):
             if part is not None and part.num_rows:
                 pending.append(part)
                 held += part.num_rows
-            while held >= batch_size or (part is None and held):
+            while True:
+                want = batch_size if until is None else min(batch_size, until - offset)
+                if want <= 0 or not (held >= want or (part is None and held)):
+                    break
                 data = pa.Table.from_batches(pending)
-                out, rest = data.slice(0, batch_size), data.slice(batch_size)
+                out, rest = data.slice(0, want), data.slice(want)
                 pending, held = rest.to_batches(), rest.num_rows
                 n = out.num_rows
                 offset += n
@@ -143,11 +147,35 @@ class LanceDBSource(Source):
                     "version": version,
                     "offset": offset,
                     "last": out.column("_rowid")[n - 1].as_py(),
+                    **({"until": until} if until is not None else {}),
                 }
                 yield decode(out, layout), cursor_after
-            if part is None:
+            if part is None or (until is not None and offset >= until):
                 break
-        self._verify(tbl, offset, version)
+        if until is None:
+            self._verify(tbl, offset, version)
+        elif offset < until:
+            raise InvalidInput(
+                f"{store.label}: version {version} ends at row {offset:,}, before the partition's end at {until:,}",
+                hint="run the export again with --fresh",
+            )
+
+    def partitions(self, n: int, batch_size: int) -> list[tuple[str, Cursor | None]]:
+        """Ranges of rows in the scan order of the version the run reads, named ``rows A-B``, cut where a serial
+        read's batch starts (so the batches are the same); the last range is checked against the version's row
+        count as a serial read is."""
+        if n <= 1:
+            return [("all", None)]
+        total = int(self.store.call("counting rows", self.store.table.count_rows, self._filter))
+        pages = -(-total // batch_size)
+        if pages < 2:
+            return [("all", None)]
+        cuts = sorted({pages * k // n * batch_size for k in range(1, n)} - {0})
+        starts, ends = [0, *cuts], [*cuts, total]
+        return [
+            (f"rows {a}-{b}", {"version": self.version, "offset": a, **({"until": b} if b != total else {})})
+            for a, b in zip(starts, ends, strict=True)
+        ]
 
     def _verify(self, tbl: Any, total: int, version: int) -> None:
         holds = int(self.store.call("counting rows", tbl.count_rows, self._filter))
