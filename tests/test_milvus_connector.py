@@ -372,6 +372,29 @@ def test_a_short_read_is_an_error(server: service.MilvusHandle, tmp_path: Path) 
     source.close()
 
 
+def test_partitions_read_the_serial_reads_batches(server: service.MilvusHandle, tmp_path: Path) -> None:
+    """The key ranges a distributed run reads (run.executor: ray) start where a serial read's pages start: read
+    one after the other they give the same batches; a range resumes from its own cursors and stops at its end."""
+    name = coll()
+    write(server, tmp_path, name, records(1234))
+    source = source_for(server, tmp_path, name)
+    source.open()
+    try:
+        serial = [[r.id for r in b.records] for b, _ in source.batches(None, 100)]
+        parts = source.partitions(3, 100)
+        assert [p for p, _ in parts] == ["rows 0-400", "rows 400-800", "rows 800-1234"]
+        split: list[list[str]] = []
+        for _, cursor in parts:
+            pages = [([r.id for r in b.records], cur) for b, cur in source.batches(cursor, 100)]
+            split += [ids for ids, _ in pages]
+            resumed = [[r.id for r in b.records] for b, _ in source.batches(pages[0][1], 100)]
+            assert resumed == [ids for ids, _ in pages[1:]]
+        assert split == serial and len({i for ids in split for i in ids}) == 1234
+        assert source.partitions(1, 100) == [("all", None)]
+    finally:
+        source.close()
+
+
 def test_source_errors_are_one_line(server: service.MilvusHandle, tmp_path: Path) -> None:
     source = source_for(server, tmp_path, "no_such_collection")
     with pytest.raises(InvalidInput, match="no collection 'no_such_collection'"):

@@ -167,11 +167,13 @@ class MilvusSource(Source):
             raise RuntimeError("MilvusSource used before open()")
         return self.store, self.layout
 
-    def _where(self, after: str | int | None) -> str:
+    def _where(self, after: str | int | None, until: str | int | None = None) -> str:
         _, layout = self._db()
         parts = []
         if after is not None:
             parts.append(f"{layout.pk} > {literal(after)}")
+        if until is not None:  # a partition's end (see partitions)
+            parts.append(f"{layout.pk} <= {literal(until)}")
         if self.cfg.namespace is not None:
             if layout.namespace is None:
                 raise InvalidInput(
@@ -189,7 +191,9 @@ class MilvusSource(Source):
         self.expected = store.count(self._where(None))
         return self.expected
 
-    def _page(self, after: str | int | None, limit: int) -> tuple[list[dict[str, Any]], int]:
+    def _page(
+        self, after: str | int | None, limit: int, until: str | int | None = None, fields: list[str] | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
         """One page of rows with keys above ``after``; halves the page when a reply would be too big."""
         store, layout = self._db()
         # A Milvus server answers a query with a limit in key order; Milvus Lite does so for iterator queries.
@@ -200,8 +204,8 @@ class MilvusSource(Source):
             try:
                 rows = store.client.query(
                     store.collection,
-                    filter=self._where(after),
-                    output_fields=layout.output,
+                    filter=self._where(after, until),
+                    output_fields=fields or layout.output,
                     limit=limit,
                     partition_names=self.cfg.partitions,
                     strict_float32=True,
@@ -220,10 +224,11 @@ class MilvusSource(Source):
         if self.expected is None:
             self.expected = store.count(self._where(None))  # Strong: the pages can be read Eventually
         after = cursor.get("after") if cursor else None
+        until = cursor.get("until") if cursor else None
         done = int(cursor.get("read", 0)) if cursor else 0
         limit = max(1, min(batch_size, MAX_QUERY_ROWS))
         with ThreadPoolExecutor(1, thread_name_prefix="milvus-read") as pool:
-            pending: Future[_Page] | None = pool.submit(self._fetch, after, limit)
+            pending: Future[_Page] | None = pool.submit(self._fetch, after, limit, until)
             try:
                 while pending is not None:
                     page = pending.result()
@@ -231,11 +236,12 @@ class MilvusSource(Source):
                     if page.batch is None:
                         break
                     if page.full:  # there may be more: fetch and convert it while this one is processed
-                        pending = pool.submit(self._fetch, page.last, page.limit)
+                        pending = pool.submit(self._fetch, page.last, page.limit, until)
                     after = page.last
                     done += len(page.batch)
                     self.read += len(page.batch)
-                    yield page.batch, {"after": after, "read": done}
+                    at: Cursor = {"after": after, "read": done}
+                    yield page.batch, at if until is None else {**at, "until": until}
             finally:
                 if pending is not None:
                     pending.cancel()
@@ -243,19 +249,54 @@ class MilvusSource(Source):
                         pending.result()
                     except Exception:  # noqa: BLE001 - the reader stopped early; its prefetch does not matter
                         pass
-        if self.expected is not None and done < self.expected:
+        if until is None and self.expected is not None and done < self.expected:
             raise ConnectError(
                 f"{store.where}: read {done:,} records of collection '{store.collection}', but it counted "
                 f"{self.expected:,} when the read started",
                 hint="records were deleted meanwhile, or the server returned pages out of order; run again",
             )
 
-    def _fetch(self, after: str | int | None, limit: int) -> _Page:
+    def partitions(self, n: int, batch_size: int) -> list[tuple[str, Cursor | None]]:
+        """Ranges of primary keys holding about equal numbers of whole pages, named ``rows A-B`` (positions in key
+        order when the run started), cut where a serial read's page starts: the keys are listed once, pk only.
+        Each start cursor holds the range's bounds as keys; only the last range checks the collection's count."""
+        if n <= 1:
+            return [("all", None)]
+        store, layout = self._db()
+        limit = max(1, min(batch_size, MAX_QUERY_ROWS))
+        keys: list[Any] = []
+        after: Any = None
+        while True:
+            rows, _ = self._page(after, MAX_QUERY_ROWS, fields=[layout.pk])
+            if not rows:
+                break
+            page = [row[layout.pk] for row in rows]
+            after = self._last_key(page, after)
+            keys.extend(page)
+            if len(rows) < MAX_QUERY_ROWS:
+                break
+        total = len(keys)
+        pages = -(-total // limit)
+        if pages < 2:
+            return [("all", None)]
+        cuts = sorted({pages * k // n * limit for k in range(1, n)} - {0})
+        starts, ends = [0, *cuts], [*cuts, total]
+        out: list[tuple[str, Cursor | None]] = []
+        for a, b in zip(starts, ends, strict=True):
+            cursor: Cursor = {"read": a}
+            if a:
+                cursor["after"] = keys[a - 1]
+            if b != total:
+                cursor["until"] = keys[b - 1]
+            out.append((f"rows {a}-{b}", cursor))
+        return out
+
+    def _fetch(self, after: str | int | None, limit: int, until: str | int | None = None) -> _Page:
         """A page as a Batch (the SDK's rows are dropped as soon as they are converted)."""
         if self.wire is not None:
             while True:
                 try:
-                    ids, batch = self.wire.page(self._where(after), limit)
+                    ids, batch = self.wire.page(self._where(after, until), limit)
                     break
                 except ConnectError as err:
                     if "over the size limit" in str(err) and limit > 1:
@@ -265,7 +306,7 @@ class MilvusSource(Source):
             if batch is None:
                 return _Page(None, after, limit, False)
             return _Page(batch, self._last_key(ids, after), limit, len(ids) >= limit)
-        rows, limit = self._page(after, limit)
+        rows, limit = self._page(after, limit, until)
         if not rows:
             return _Page(None, after, limit, False)
         _, layout = self._db()
