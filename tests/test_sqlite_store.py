@@ -16,7 +16,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from vexrun.connectors.base import Edge, RunContext
+from vexrun.connectors.base import Edge, RunContext, page_ranges
 from vexrun.connectors.sqlite.search import search
 from vexrun.connectors.sqlite_store import SqliteSink, SqliteSinkConfig, SqliteSource, SqliteSourceConfig
 from vexrun.errors import InvalidInput, UsageError
@@ -221,6 +221,37 @@ def test_namespaces_default_filter_and_estimate(tmp_path: Path) -> None:
         assert source.identity() == "sqlite:store.db#work"
     finally:
         source.close()
+
+
+@pytest.mark.parametrize("namespace", [None, "travel"])
+def test_partitions_read_the_serial_reads_batches(tmp_path: Path, namespace: str | None) -> None:
+    """The seq ranges a distributed run reads start where a serial read's batches start: read one after the
+    other they give the same batches; each range resumes from its own cursors and stops at its end."""
+    write_store(tmp_path, list(synthetic_batches(1000, dims=8, batch_size=250)), model="all-MiniLM-L6-v2")
+    source = SqliteSource(SqliteSourceConfig(path="store.db", namespace=namespace), make_ctx(tmp_path))
+    source.open()
+    try:
+        serial = [[r.id for r in b.records] for b, _ in source.batches(None, 64)]
+        parts = source.partitions(3, 64)
+        assert len(parts) == 3 and all(name.startswith("seq ") for name, _ in parts)
+        split: list[list[str]] = []
+        for _, cursor in parts:
+            pages = [([r.id for r in b.records], cur) for b, cur in source.batches(cursor, 64)]
+            split += [ids for ids, _ in pages]
+            assert [[r.id for r in b.records] for b, _ in source.batches(pages[0][1], 64)] == [i for i, _ in pages[1:]]
+        assert split == serial
+        assert source.partitions(1, 64) == [("all", None)]
+    finally:
+        source.close()
+
+
+def test_page_ranges_start_on_pages() -> None:
+    assert page_ranges(1234, 100, 3) == [(0, 400), (400, 800), (800, 1234)]
+    assert page_ranges(1234, 100, 1) == [(0, 1234)] and page_ranges(150, 100, 4) == [(0, 100), (100, 150)]
+    assert page_ranges(99, 100, 4) == [(0, 99)] and page_ranges(0, 100, 4) == [(0, 0)]
+    ranges = page_ranges(10_007, 64, 7)
+    assert all(a % 64 == 0 for a, _ in ranges) and ranges[-1][1] == 10_007
+    assert all(b == c for (_, b), (c, _) in zip(ranges, ranges[1:], strict=False))
 
 
 # -- resume ------------------------------------------------------------------------------------------------

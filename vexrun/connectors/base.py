@@ -28,6 +28,7 @@ __all__ = [
     "Sink",
     "Source",
     "WriteResult",
+    "page_ranges",
 ]
 
 #: A source's resume position: a small JSON-serialisable dict, opaque to the runner.
@@ -140,6 +141,17 @@ class RunContext:
     def info(self, message: str) -> None:
         if self.log is not None:
             self.log(message)
+
+
+def page_ranges(total: int, page: int, n: int) -> list[tuple[int, int]]:
+    """Up to ``n`` ranges [start, end) of positions ``0 … total`` holding about equal numbers of whole pages of
+    ``page`` records, so each starts where a serial read's page starts (for :meth:`Source.partitions`). One
+    range when there are fewer than two pages."""
+    pages = -(-total // max(1, page))
+    if n <= 1 or pages < 2:
+        return [(0, total)]
+    cuts = sorted({pages * k // n * page for k in range(1, n)} - {0})
+    return list(zip([0, *cuts], [*cuts, total], strict=True))
 
 
 class Source:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ...errors import InvalidInput
 from ...vmig.batch import Batch
-from ..base import Cursor, RunContext, Source
+from ..base import Cursor, RunContext, Source, page_ranges
 from .client import Store, rows_to_batch
 from .config import ChromaSourceConfig
 
@@ -105,16 +105,10 @@ class ChromaSource(Source):
         if n <= 1 or self.cfg.namespace is not None:
             return [("all", None)]
         total = int(self.store.call("counting", self.store.coll.count))
-        page = max(1, min(batch_size, READ_PAGE))
-        pages = -(-total // page)
-        if pages < 2:
+        ranges = page_ranges(total, max(1, min(batch_size, READ_PAGE)), n)
+        if len(ranges) < 2:
             return [("all", None)]
-        cuts = sorted({pages * k // n * page for k in range(1, n)} - {0})
-        starts, ends = [0, *cuts], [*cuts, total]
-        return [
-            (f"records {a}-{b}", {"offset": a} if b == total else {"offset": a, "until": b})
-            for a, b in zip(starts, ends, strict=True)
-        ]
+        return [(f"records {a}-{b}", {"offset": a} if b == total else {"offset": a, "until": b}) for a, b in ranges]
 
     def _verify(self, total_read: int) -> None:
         """Compare what was read (over all resumed parts) with what the collection holds."""

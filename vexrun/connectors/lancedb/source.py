@@ -17,7 +17,7 @@ from typing import Any
 
 from ...errors import InvalidInput
 from ...vmig.batch import Batch
-from ..base import Cursor, RunContext, Source
+from ..base import Cursor, RunContext, Source, page_ranges
 from .client import Store, namespace_filter
 from .codec import Layout, decode
 from .config import LanceDBSourceConfig
@@ -167,14 +167,12 @@ class LanceDBSource(Source):
         if n <= 1:
             return [("all", None)]
         total = int(self.store.call("counting rows", self.store.table.count_rows, self._filter))
-        pages = -(-total // batch_size)
-        if pages < 2:
+        ranges = page_ranges(total, batch_size, n)
+        if len(ranges) < 2:
             return [("all", None)]
-        cuts = sorted({pages * k // n * batch_size for k in range(1, n)} - {0})
-        starts, ends = [0, *cuts], [*cuts, total]
         return [
             (f"rows {a}-{b}", {"version": self.version, "offset": a, **({"until": b} if b != total else {})})
-            for a, b in zip(starts, ends, strict=True)
+            for a, b in ranges
         ]
 
     def _verify(self, tbl: Any, total: int, version: int) -> None:

@@ -25,7 +25,7 @@ from pydantic import Field
 from ...errors import ConnectError, InvalidInput
 from ...vmig.batch import Batch
 from ...vmig.model import Record
-from ..base import Cursor, RunContext, Source
+from ..base import Cursor, RunContext, Source, page_ranges
 from .codec import decode_row
 from .common import (
     MAX_QUERY_ROWS,
@@ -276,13 +276,11 @@ class MilvusSource(Source):
             if len(rows) < MAX_QUERY_ROWS:
                 break
         total = len(keys)
-        pages = -(-total // limit)
-        if pages < 2:
+        ranges = page_ranges(total, limit, n)
+        if len(ranges) < 2:
             return [("all", None)]
-        cuts = sorted({pages * k // n * limit for k in range(1, n)} - {0})
-        starts, ends = [0, *cuts], [*cuts, total]
         out: list[tuple[str, Cursor | None]] = []
-        for a, b in zip(starts, ends, strict=True):
+        for a, b in ranges:
             cursor: Cursor = {"read": a}
             if a:
                 cursor["after"] = keys[a - 1]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import UsageError
 from ...vmig.batch import Batch
-from ..base import Cursor, RunContext, Source
+from ..base import Cursor, RunContext, Source, page_ranges
 from .codec import Decoder, select_list
 from .config import PgvectorSourceConfig
 from .conn import Endpoint, map_error
@@ -91,22 +91,19 @@ class PgvectorSource(Source):
         try:
             db = self._db()
             total = int(db.execute(f"SELECT count(*) FROM {self.table}{where}", params).fetchone()[0])  # type: ignore[index]
-            pages = -(-total // batch_size)
-            if n <= 1 or pages < 2:
+            ranges = page_ranges(total, batch_size, n)
+            if len(ranges) < 2:
                 return [("all", None)]
-            offsets = sorted({pages * k // n * batch_size for k in range(1, n)} - {0})
             sql = f"SELECT id FROM {self.table}{where} ORDER BY id OFFSET %s LIMIT 1"
             # the last id before each cut: a range runs after one of them, up to the next
-            bounds = [str(db.execute(sql, (*params, off - 1)).fetchone()[0]) for off in offsets]  # type: ignore[index]
+            bounds = [str(db.execute(sql, (*params, a - 1)).fetchone()[0]) for a, _ in ranges[1:]]  # type: ignore[index]
         except psycopg.Error as exc:
             raise map_error(exc, self.where) from None
-        starts = [0, *offsets]
-        ends = [*offsets, total]
         afters: list[str | None] = ["", *bounds]
         untils: list[str | None] = [*bounds, None]
         return [
             (f"rows {a}-{b}", {"after": after, "until": until})
-            for a, b, after, until in zip(starts, ends, afters, untils, strict=True)
+            for (a, b), after, until in zip(ranges, afters, untils, strict=True)
         ]
 
     def batches(self, cursor: Cursor | None, batch_size: int) -> Iterator[tuple[Batch, Cursor]]:

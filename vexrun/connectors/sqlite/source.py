@@ -13,7 +13,7 @@ from pydantic import Field
 from ...errors import FormatError
 from ...vmig.batch import Batch
 from ...vmig.model import Record
-from ..base import Cursor, PluginConfig, RunContext, Source
+from ..base import Cursor, PluginConfig, RunContext, Source, page_ranges
 from .schema import RECORD_COLUMNS, loads, open_store, read_meta
 
 __all__ = ["SqliteSource", "SqliteSourceConfig", "rows_to_batch"]
@@ -106,12 +106,11 @@ class SqliteSource(Source):
         where, args = ("", ()) if ns is None else (" WHERE namespace = ?", (ns,))
         db = self._db()
         total = int(db.execute(f"SELECT count(*) FROM records{where}", args).fetchone()[0])
-        batches = -(-total // batch_size)
-        if n <= 1 or batches < 2:
+        ranges = page_ranges(total, batch_size, n)
+        if len(ranges) < 2:
             return [("all", None)]
         sql = f"SELECT seq FROM records{where} ORDER BY seq LIMIT 1 OFFSET ?"
-        offsets = sorted({batches * k // n * batch_size for k in range(1, n)} - {0})
-        cuts = [int(db.execute(sql, (*args, off)).fetchone()[0]) for off in offsets]
+        cuts = [int(db.execute(sql, (*args, start)).fetchone()[0]) for start, _ in ranges[1:]]
         top = int(db.execute(f"SELECT max(seq) FROM records{where}", args).fetchone()[0])
         bounds = [0, *(c - 1 for c in cuts), top]
         return [(f"seq {lo}-{hi}", {"after": lo, "until": hi}) for lo, hi in zip(bounds, bounds[1:], strict=False)]
