@@ -34,9 +34,14 @@ def cache_key(model_id: str, text: str) -> bytes:
     return h.digest(16)
 
 
+#: seconds a process waits for another one's write to the cache (several workers share it) before failing
+BUSY_TIMEOUT = 60.0
+
+
 class EmbedCache:
     def __init__(self, path: Path) -> None:
-        self.db = sqlite3.connect(path, isolation_level=None)
+        # shared by every process of a run (Ray workers): wait for another writer rather than fail
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import blake3
 
+from ..cache import BUSY_TIMEOUT
 from ..providers.llm.base import ChatAnswer, ChatRequest
 from ..providers.llm.cascade import CachedAnswer
 
@@ -51,7 +52,7 @@ class LLMCache:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
