@@ -350,3 +350,37 @@ def test_anthropic_and_ollama_in_one_cascade() -> None:
 
 def count(predicate: Callable[[Any], bool], items: list[Any]) -> int:
     return sum(1 for i in items if predicate(i))
+
+
+def test_a_cache_another_process_holds_fails_in_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several processes share the answer and embedding caches (Ray workers): a write that cannot get the
+    database within the wait is one line naming the file, not SQLite's bare 'database is locked'."""
+    import sqlite3
+
+    import numpy as np
+
+    from vexrun import cache as cache_module
+    from vexrun.cache import EmbedCache
+    from vexrun.errors import VexrunError
+    from vexrun.providers.llm.base import ChatAnswer
+
+    monkeypatch.setattr(cache_module, "BUSY_TIMEOUT", 0.2)
+    monkeypatch.setattr("vexrun.stages.llm_cache.BUSY_TIMEOUT", 0.2)
+    answers, vectors = LLMCache(tmp_path / "llm-cache.sqlite"), EmbedCache(tmp_path / "cache.sqlite")
+    holders = [sqlite3.connect(tmp_path / name, isolation_level=None) for name in ("llm-cache.sqlite", "cache.sqlite")]
+    try:
+        for holder in holders:
+            holder.execute("BEGIN IMMEDIATE")  # another process in the middle of its write
+        with pytest.raises(VexrunError, match=r"llm-cache\.sqlite: writing the LLM answer cache: database is locked"):
+            answers.put(b"k" * 16, "m", "p", ChatAnswer(text="{}", input_tokens=1, output_tokens=1))
+        keys, _ = vectors.get_many("m", ["a"])
+        with pytest.raises(VexrunError, match=r"cache\.sqlite: writing the embedding cache: database is locked"):
+            vectors.put_many("m", keys, np.ones((1, 4), dtype=np.float32))
+    finally:
+        for holder in holders:
+            holder.execute("ROLLBACK")
+            holder.close()
+        answers.close()
+        vectors.close()

@@ -8,10 +8,14 @@ that nothing was computed twice.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import blake3
 import numpy as np
+
+from .errors import VexrunError
 
 __all__ = ["EmbedCache", "cache_key"]
 
@@ -38,13 +42,26 @@ def cache_key(model_id: str, text: str) -> bytes:
 BUSY_TIMEOUT = 60.0
 
 
+@contextmanager
+def named(path: Path, what: str) -> Iterator[None]:
+    """SQLite's errors on a cache file as one line naming the file (a worker's error reaches the run as text)."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise VexrunError(
+            f"{path}: {what}: {exc}", hint="another process may be holding it (a run killed with its workers alive?)"
+        ) from None
+
+
 class EmbedCache:
     def __init__(self, path: Path) -> None:
+        self.path = path
         # shared by every process of a run (Ray workers): wait for another writer rather than fail
-        self.db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
+        with named(path, "opening the embedding cache"):
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
         self.hits = 0
         self.misses = 0
 
@@ -56,11 +73,12 @@ class EmbedCache:
         keys = [cache_key(model_id, t) for t in texts]
         found: dict[bytes, np.ndarray] = {}
         unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), _CHUNK):
-            part = unique[start : start + _CHUNK]
-            marks = ",".join("?" * len(part))
-            for key, blob in self.db.execute(f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", part):
-                found[bytes(key)] = np.frombuffer(blob, dtype="<f4")
+        with named(self.path, "reading the embedding cache"):
+            for start in range(0, len(unique), _CHUNK):
+                part = unique[start : start + _CHUNK]
+                marks = ",".join("?" * len(part))
+                for key, blob in self.db.execute(f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", part):
+                    found[bytes(key)] = np.frombuffer(blob, dtype="<f4")
         self.hits += sum(1 for k in keys if k in found)
         self.misses += sum(1 for k in keys if k not in found)
         return keys, found
@@ -69,17 +87,18 @@ class EmbedCache:
         """Store computed vectors (one transaction, durable on return)."""
         vecs = np.ascontiguousarray(vectors, dtype="<f4")
         rows = [(k, model_id, int(vecs.shape[1]), vecs[i].tobytes()) for i, k in enumerate(keys)]
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            self.db.executemany(
-                "INSERT INTO embeddings (key, model, dims, vector) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET puts = puts + 1, vector = excluded.vector",
-                rows,
-            )
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        with named(self.path, "writing the embedding cache"):
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany(
+                    "INSERT INTO embeddings (key, model, dims, vector) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET puts = puts + 1, vector = excluded.vector",
+                    rows,
+                )
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
 
     def stats(self) -> dict[str, int]:
         row = self.db.execute(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import blake3
 
-from ..cache import BUSY_TIMEOUT
+from ..cache import BUSY_TIMEOUT, named
 from ..providers.llm.base import ChatAnswer, ChatRequest
 from ..providers.llm.cascade import CachedAnswer
 
@@ -52,10 +52,11 @@ class LLMCache:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
+        with named(self.path, "opening the LLM answer cache"):
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
         self.hits = 0
         self.misses = 0
 
@@ -73,7 +74,7 @@ class LLMCache:
         return llm_cache_key(model, request)
 
     def get(self, key: bytes) -> CachedAnswer | None:
-        with self._lock:
+        with self._lock, named(self.path, "reading the LLM answer cache"):
             row = self.db.execute(
                 "SELECT text, model, provider, input_tokens, output_tokens FROM answers WHERE key = ?", (key,)
             ).fetchone()
@@ -84,7 +85,7 @@ class LLMCache:
         return CachedAnswer(str(row[0]), str(row[1]), str(row[2]), int(row[3]), int(row[4]))
 
     def put(self, key: bytes, model: str, provider: str, answer: ChatAnswer) -> None:
-        with self._lock:
+        with self._lock, named(self.path, "writing the LLM answer cache"):
             self.db.execute(
                 "INSERT INTO answers (key, model, provider, text, input_tokens, output_tokens, created) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET puts = puts + 1, text = excluded.text",
