@@ -3,8 +3,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,3 +65,23 @@ def vx(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
         main(list(args))
     out = capsys.readouterr()
     return int(exc.value.code or 0), out.out, out.err
+
+
+def partitioned_read(
+    source: Any, n: int, batch_size: int, meanwhile: Callable[[], object] | None = None
+) -> tuple[list[str], list[list[str]], list[list[str]]]:
+    """A source's ``partitions(n, batch_size)`` read one after the other: (the partitions' names, the ids of the
+    serial read's batches, the ids of the partitions' batches in order). Checks on the way that each partition,
+    resumed from its own first cursor, gives the rest of its batches and stops at its end. ``meanwhile`` runs
+    after the partitions are planned, before they are read (a write behind their back)."""
+    serial = [[r.id for r in b.records] for b, _ in source.batches(None, batch_size)]
+    parts = source.partitions(n, batch_size)
+    if meanwhile is not None:
+        meanwhile()
+    split: list[list[str]] = []
+    for _, cursor in parts:
+        pages = [([r.id for r in b.records], cur) for b, cur in source.batches(cursor, batch_size)]
+        split += [ids for ids, _ in pages]
+        resumed = [[r.id for r in b.records] for b, _ in source.batches(pages[0][1], batch_size)]
+        assert resumed == [ids for ids, _ in pages[1:]]
+    return [name for name, _ in parts], serial, split

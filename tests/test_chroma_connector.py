@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import partitioned_read
 from vexrun.connectors.base import RunContext
 from vexrun.connectors.chroma import ChromaSink, ChromaSinkConfig, ChromaSource, ChromaSourceConfig
 from vexrun.connectors.encoding import from_store, to_store
@@ -240,15 +241,8 @@ def test_partitions_read_the_serial_reads_batches(tmp_path: Path, server: servic
     target.write(_records(1234))
     src = target.source()
     try:
-        serial = [[r.id for r in b.records] for b, _ in src.batches(None, 100)]
-        parts = src.partitions(3, 100)
-        assert [name for name, _ in parts] == ["records 0-400", "records 400-800", "records 800-1234"]
-        split: list[list[str]] = []
-        for _, cursor in parts:
-            pages = [([r.id for r in b.records], cur) for b, cur in src.batches(cursor, 100)]
-            split += [ids for ids, _ in pages]
-            first, resumed = pages[0][1], [ids for ids, _ in pages[1:]]
-            assert [[r.id for r in b.records] for b, _ in src.batches(first, 100)] == resumed
+        names, serial, split = partitioned_read(src, 3, 100)
+        assert names == ["records 0-400", "records 400-800", "records 800-1234"]
         assert split == serial and len({i for ids in split for i in ids}) == 1234
         assert src.partitions(1, 100) == [("all", None)]
     finally:

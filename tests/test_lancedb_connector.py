@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import partitioned_read
 from vexrun.connectors.base import RunContext
 from vexrun.connectors.encoding import from_store, to_store
 from vexrun.connectors.lancedb import LanceDBSink, LanceDBSinkConfig, LanceDBSource, LanceDBSourceConfig
@@ -279,22 +280,13 @@ def test_partitions_read_the_serial_reads_batches(tmp_path: Path, namespace: str
     _write(tmp_path, _records(1000), _records(234, start=1000))
     src = _source(tmp_path, namespace=namespace)
     try:
-        serial = [[r.id for r in b.records] for b, _ in src.batches(None, 100)]
-        parts = src.partitions(3, 100)
+        # a write behind the ranges' back, once they are planned
+        names, serial, split = partitioned_read(
+            src, 3, 100, lambda: _write(tmp_path, _records(40, start=5000), optimize=False)
+        )
         total = 1234 if namespace is None else 617
         cuts = (400, 800) if namespace is None else (200, 400)
-        assert [name for name, _ in parts] == [
-            f"rows 0-{cuts[0]}",
-            f"rows {cuts[0]}-{cuts[1]}",
-            f"rows {cuts[1]}-{total}",
-        ]
-        _write(tmp_path, _records(40, start=5000), optimize=False)  # behind the ranges' back
-        split: list[list[str]] = []
-        for _, cursor in parts:
-            pages = [([r.id for r in b.records], cur) for b, cur in src.batches(cursor, 100)]
-            split += [ids for ids, _ in pages]
-            resumed = [[r.id for r in b.records] for b, _ in src.batches(pages[0][1], 100)]
-            assert resumed == [ids for ids, _ in pages[1:]]
+        assert names == [f"rows 0-{cuts[0]}", f"rows {cuts[0]}-{cuts[1]}", f"rows {cuts[1]}-{total}"]
         assert split == serial and len({i for ids in split for i in ids}) == total
         assert src.partitions(1, 100) == [("all", None)]
     finally:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import partitioned_read, run_cli
 from vexrun.connectors.base import RunContext
 from vexrun.connectors.milvus import MilvusSink, MilvusSinkConfig, MilvusSource, MilvusSourceConfig
 from vexrun.connectors.milvus import sink as sink_module
@@ -380,15 +380,8 @@ def test_partitions_read_the_serial_reads_batches(server: service.MilvusHandle, 
     source = source_for(server, tmp_path, name)
     source.open()
     try:
-        serial = [[r.id for r in b.records] for b, _ in source.batches(None, 100)]
-        parts = source.partitions(3, 100)
-        assert [p for p, _ in parts] == ["rows 0-400", "rows 400-800", "rows 800-1234"]
-        split: list[list[str]] = []
-        for _, cursor in parts:
-            pages = [([r.id for r in b.records], cur) for b, cur in source.batches(cursor, 100)]
-            split += [ids for ids, _ in pages]
-            resumed = [[r.id for r in b.records] for b, _ in source.batches(pages[0][1], 100)]
-            assert resumed == [ids for ids, _ in pages[1:]]
+        names, serial, split = partitioned_read(source, 3, 100)
+        assert names == ["rows 0-400", "rows 400-800", "rows 800-1234"]
         assert split == serial and len({i for ids in split for i in ids}) == 1234
         assert source.partitions(1, 100) == [("all", None)]
     finally:

@@ -368,65 +368,42 @@ run: {{batch_size: 300, executor: {executor}, ray: {{workers: 2, partitions: 4}}
     assert local.count(b"\n") == 5000 and local == (tmp_path / "out-pg-ray" / "out.vmig.jsonl").read_bytes()
 
 
+def from_a_store(tmp: Path, n: int, store: str, run: str) -> None:
+    """``n`` records written into ``store`` (a YAML flow mapping of a target), then the recipes ``s-local`` and
+    ``s-ray`` reading it into ``out-<name>/out.vmig.jsonl`` with the ``run`` settings (a flow mapping without its
+    executor); the local one is run."""
+    write_input(tmp / "in.vmig.jsonl", n)
+    fill = f"version: 1\nname: fill\nmode: raw\nsources: [{{type: vmig, path: in.vmig.jsonl}}]\ntargets: [{store}]\n"
+    (tmp / "fill.yaml").write_text(fill)
+    assert run_cli("run", "fill.yaml", cwd=tmp).code == 0
+    for name, executor in (("s-local", "local"), ("s-ray", "ray")):
+        (tmp / f"{name}.yaml").write_text(
+            f"version: 1\nname: {name}\nmode: raw\nsources: [{store}]\n"
+            f"targets: [{{type: vmig, path: out-{name}/out.vmig.jsonl}}]\nrun: {{executor: {executor}, {run}}}\n"
+        )
+    assert run_cli("run", "s-local.yaml", cwd=tmp).code == 0
+
+
 def test_a_lancedb_table_is_read_in_row_ranges(tmp_path: Path) -> None:
     """LanceDB → vmig: the table version the run reads is cut into row ranges (whole pages), read by two
     workers from the same directory; the file equals the local executor's."""
-    write_input(tmp_path / "in.vmig.jsonl", 5000)
-    (tmp_path / "fill.yaml").write_text(
-        """version: 1
-name: fill
-mode: raw
-sources: [{type: vmig, path: in.vmig.jsonl}]
-targets: [{type: lancedb, path: lance, table: mem}]
-"""
-    )
-    assert run_cli("run", "fill.yaml", cwd=tmp_path).code == 0
-    for name, executor in (("l-local", "local"), ("l-ray", "ray")):
-        (tmp_path / f"{name}.yaml").write_text(
-            f"""version: 1
-name: {name}
-mode: raw
-sources: [{{type: lancedb, path: lance, table: mem}}]
-targets: [{{type: vmig, path: out-{name}/out.vmig.jsonl}}]
-run: {{batch_size: 300, executor: {executor}, ray: {{workers: 2, partitions: 4}}}}
-"""
-        )
-    assert run_cli("run", "l-local.yaml", cwd=tmp_path).code == 0
-    plan = ns_run("plan", "l-ray.yaml", cwd=tmp_path)
+    store = "{type: lancedb, path: lance, table: mem}"
+    from_a_store(tmp_path, 5000, store, "batch_size: 300, ray: {workers: 2, partitions: 4}")
+    plan = ns_run("plan", "s-ray.yaml", cwd=tmp_path)
     assert "sources[0] (lancedb): 4 partition(s): rows 0-1200, rows 1200-2400, rows 2400-3600, … rows 3600-5000" in (
         plan.stdout
     ), plan.stdout
-    done = ns_run("run", "l-ray.yaml", cwd=tmp_path)
+    done = ns_run("run", "s-ray.yaml", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    local = (tmp_path / "out-l-local" / "out.vmig.jsonl").read_bytes()
-    assert local.count(b"\n") == 5000 and local == (tmp_path / "out-l-ray" / "out.vmig.jsonl").read_bytes()
+    local = (tmp_path / "out-s-local" / "out.vmig.jsonl").read_bytes()
+    assert local.count(b"\n") == 5000 and local == (tmp_path / "out-s-ray" / "out.vmig.jsonl").read_bytes()
 
 
 def test_an_embedded_store_source_is_read_by_a_worker(tmp_path: Path) -> None:
     """Qdrant's local mode admits one process: the driver lets go of the source before a worker opens it, and the
     output equals the local executor's."""
-    write_input(tmp_path / "in.vmig.jsonl", 2000)
-    (tmp_path / "fill.yaml").write_text(
-        """version: 1
-name: fill
-mode: raw
-sources: [{type: vmig, path: in.vmig.jsonl}]
-targets: [{type: qdrant, path: q, collection: mem}]
-"""
-    )
-    assert run_cli("run", "fill.yaml", cwd=tmp_path).code == 0
-    for name, executor in (("q-local", "local"), ("q-ray", "ray")):
-        (tmp_path / f"{name}.yaml").write_text(
-            f"""version: 1
-name: {name}
-mode: raw
-sources: [{{type: qdrant, path: q, collection: mem}}]
-targets: [{{type: vmig, path: out-{name}/out.vmig.jsonl}}]
-run: {{executor: {executor}, ray: {{workers: 2}}}}
-"""
-        )
-    assert run_cli("run", "q-local.yaml", cwd=tmp_path).code == 0
-    done = ns_run("run", "q-ray.yaml", cwd=tmp_path)
+    from_a_store(tmp_path, 2000, "{type: qdrant, path: q, collection: mem}", "ray: {workers: 2}")
+    done = ns_run("run", "s-ray.yaml", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    local = (tmp_path / "out-q-local" / "out.vmig.jsonl").read_bytes()
-    assert local.count(b"\n") == 2000 and local == (tmp_path / "out-q-ray" / "out.vmig.jsonl").read_bytes()
+    local = (tmp_path / "out-s-local" / "out.vmig.jsonl").read_bytes()
+    assert local.count(b"\n") == 2000 and local == (tmp_path / "out-s-ray" / "out.vmig.jsonl").read_bytes()

@@ -16,6 +16,7 @@ import msgspec
 import numpy as np
 import pytest
 
+from conftest import partitioned_read
 from vexrun.connectors.base import Edge, RunContext, page_ranges
 from vexrun.connectors.sqlite.search import search
 from vexrun.connectors.sqlite_store import SqliteSink, SqliteSinkConfig, SqliteSource, SqliteSourceConfig
@@ -231,14 +232,8 @@ def test_partitions_read_the_serial_reads_batches(tmp_path: Path, namespace: str
     source = SqliteSource(SqliteSourceConfig(path="store.db", namespace=namespace), make_ctx(tmp_path))
     source.open()
     try:
-        serial = [[r.id for r in b.records] for b, _ in source.batches(None, 64)]
-        parts = source.partitions(3, 64)
-        assert len(parts) == 3 and all(name.startswith("seq ") for name, _ in parts)
-        split: list[list[str]] = []
-        for _, cursor in parts:
-            pages = [([r.id for r in b.records], cur) for b, cur in source.batches(cursor, 64)]
-            split += [ids for ids, _ in pages]
-            assert [[r.id for r in b.records] for b, _ in source.batches(pages[0][1], 64)] == [i for i, _ in pages[1:]]
+        names, serial, split = partitioned_read(source, 3, 64)
+        assert len(names) == 3 and all(name.startswith("seq ") for name in names)
         assert split == serial
         assert source.partitions(1, 64) == [("all", None)]
     finally:
