@@ -367,7 +367,6 @@ def test_a_cache_another_process_holds_fails_in_one_line_naming_it(
     from vexrun.providers.llm.base import ChatAnswer
 
     monkeypatch.setattr(cache_module, "BUSY_TIMEOUT", 0.2)
-    monkeypatch.setattr("vexrun.stages.llm_cache.BUSY_TIMEOUT", 0.2)
     answers, vectors = LLMCache(tmp_path / "llm-cache.sqlite"), EmbedCache(tmp_path / "cache.sqlite")
     holders = [sqlite3.connect(tmp_path / name, isolation_level=None) for name in ("llm-cache.sqlite", "cache.sqlite")]
     try:
@@ -384,3 +383,35 @@ def test_a_cache_another_process_holds_fails_in_one_line_naming_it(
             holder.close()
         answers.close()
         vectors.close()
+
+
+def _open_both_caches(directory: str, barrier: Any, results: Any) -> None:
+    from vexrun.cache import EmbedCache
+    from vexrun.errors import VexrunError
+
+    barrier.wait()
+    try:
+        EmbedCache(Path(directory) / "cache.sqlite").close()
+        LLMCache(Path(directory) / "llm-cache.sqlite").close()
+        results.put("ok")
+    except VexrunError as exc:
+        results.put(str(exc))
+
+
+def test_workers_opening_a_new_cache_at_the_same_moment_all_open_it(tmp_path: Path) -> None:
+    """A Ray run's workers open the fresh caches together: turning a new file to WAL takes a lock SQLite does not
+    wait for, and one worker in four failed with 'database is locked' (58 rounds in 200 before the fix)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for round_ in range(30):
+        directory = tmp_path / str(round_)
+        directory.mkdir()
+        barrier, results = context.Barrier(4), context.Queue()
+        workers = [context.Process(target=_open_both_caches, args=(str(directory), barrier, results)) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        outcomes = [results.get(timeout=120) for _ in workers]
+        for worker in workers:
+            worker.join()
+        assert outcomes == ["ok"] * 4, (round_, outcomes)

@@ -8,6 +8,7 @@ that nothing was computed twice.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 
 from .errors import VexrunError
 
-__all__ = ["EmbedCache", "cache_key"]
+__all__ = ["EmbedCache", "cache_key", "open_shared"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS embeddings (
@@ -49,19 +50,42 @@ def named(path: Path, what: str) -> Iterator[None]:
         yield
     except sqlite3.OperationalError as exc:
         raise VexrunError(
-            f"{path}: {what}: {exc}", hint="another process may be holding it (a run killed with its workers alive?)"
+            f"{path}: {what}: {exc}", hint="another process may be holding it: a run killed with its workers alive?"
         ) from None
+
+
+def open_shared(path: Path, what: str, schema: str, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    """Open a cache file several processes share, in WAL mode, with ``schema`` created.
+
+    Switching a new file to WAL takes an exclusive lock for which SQLite does not wait (its busy timeout is not
+    consulted): workers that open a fresh cache at the same moment got "database is locked" at once. The set-up
+    is idempotent, so it is tried again until ``BUSY_TIMEOUT``.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    pause = 0.005
+    while True:
+        db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT, check_same_thread=check_same_thread)
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(schema)
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() + pause > deadline:
+                with named(path, what):
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
 
 
 class EmbedCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         # shared by every process of a run (Ray workers): wait for another writer rather than fail
-        with named(path, "opening the embedding cache"):
-            self.db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(_SCHEMA)
+        self.db = open_shared(path, "opening the embedding cache", _SCHEMA)
         self.hits = 0
         self.misses = 0
 

@@ -10,14 +10,13 @@ counts how often it was stored, so a test can prove that nothing was paid for tw
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
 import blake3
 
-from ..cache import BUSY_TIMEOUT, named
+from ..cache import named, open_shared
 from ..providers.llm.base import ChatAnswer, ChatRequest
 from ..providers.llm.cascade import CachedAnswer
 
@@ -52,11 +51,7 @@ class LLMCache:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        with named(self.path, "opening the LLM answer cache"):
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(_SCHEMA)
+        self.db = open_shared(self.path, "opening the LLM answer cache", _SCHEMA, check_same_thread=False)
         self.hits = 0
         self.misses = 0
 
