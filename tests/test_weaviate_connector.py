@@ -15,9 +15,11 @@ import pytest
 from weaviate.classes.config import Configure, DataType, Property
 from weaviate.classes.data import DataObject
 
+from conftest import partitioned_read
 from vexrun.connectors.base import RunContext
 from vexrun.connectors.encoding import from_store, split_for, to_store
 from vexrun.connectors.weaviate import WeaviateSink, WeaviateSinkConfig, WeaviateSource, WeaviateSourceConfig
+from vexrun.connectors.weaviate.codec import object_key
 from vexrun.errors import ConnectError, InvalidInput
 from vexrun.registry import resolve
 from vexrun.testing.fake_weaviate import FakeWeaviate
@@ -227,6 +229,36 @@ def test_export_resumes_across_tenants_and_reads_foreign_objects(fake: FakeWeavi
         batch.records[0].id == str(oid) and batch.records[0].metadata == {"page": 3} and batch.records[0].text == "hi"
     )
     assert batch.vector(0) is not None and batch.vector(0).tolist() == [0.5, 0.5]
+
+
+def test_a_tenanted_collection_is_read_in_runs_of_tenants(fake: FakeWeaviate, tmp_path: Path) -> None:
+    """``run.executor: ray`` reads runs of consecutive tenants: one after the other they are the serial read's
+    batches; each resumes from its own cursors and checks its own tenants' count at its end."""
+    name = f"Part{uuid.uuid4().hex[:8]}"
+    sink = _sink(fake, tmp_path, name)
+    try:
+        recs, vecs = _records(120, ns=("a", "b", "c", "d", "e", None))
+        _write(sink, recs, vecs)
+    finally:
+        sink.close()
+    cfg = WeaviateSourceConfig(**_cfg(fake, name))
+    source = WeaviateSource(cfg, RunContext(state_dir=tmp_path, recipe_dir=tmp_path))
+    source.open()
+    try:
+        names, serial, split = partitioned_read(source, 3, 7)
+        assert names == ["tenants a … b", "tenants c … d", "tenants e … vexrun_default"]
+        assert split == serial and sum(map(len, serial)) == 120
+        assert WeaviateSource(cfg.model_copy(update={"namespace": "a"}), source.ctx).partitions(3, 7) == [("all", None)]
+        (_, first), (_, middle), _ = source.partitions(3, 7)
+        assert sum(len(b) for b, _ in source.batches(first, 7)) == 40  # tenants a and b
+        reading = source.batches(middle, 7)
+        batch, _ = next(reading)
+        with fake.client(KEY) as client:  # an object of tenant c already read is deleted meanwhile
+            client.collections.use(name).with_tenant("c").data.delete_by_id(object_key(batch.records[0].id))
+        with pytest.raises(InvalidInput, match=r"holds 39 objects in tenants 'c' … 'd' but 40 were read"):
+            list(reading)
+    finally:
+        source.close()
 
 
 def test_an_id_written_twice_in_a_batch_keeps_the_last(fake: FakeWeaviate, tmp_path: Path) -> None:

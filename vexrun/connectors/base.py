@@ -154,6 +154,24 @@ def page_ranges(total: int, page: int, n: int) -> list[tuple[int, int]]:
     return list(zip([0, *cuts], [*cuts, total], strict=True))
 
 
+def group_ranges(weights: Sequence[int], n: int) -> list[tuple[int, int]]:
+    """Up to ``n`` runs [start, end) of consecutive items (tenants, namespaces) holding about equal shares of
+    ``weights`` (their record counts), for a source whose batches never span two items. One run when there are
+    fewer than two items or nothing to share."""
+    total = sum(weights)
+    if n <= 1 or len(weights) < 2 or total <= 0:
+        return [(0, len(weights))]
+    cuts: list[int] = []
+    acc, k = 0, 1
+    for i, w in enumerate(weights[:-1]):
+        acc += w
+        while k < n and acc * n >= total * k:
+            if not cuts or cuts[-1] != i + 1:
+                cuts.append(i + 1)
+            k += 1
+    return list(zip([0, *cuts], [*cuts, len(weights)], strict=True))
+
+
 class Source:
     """Reads records in batches from a resumable cursor."""
 

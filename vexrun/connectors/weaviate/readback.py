@@ -42,6 +42,7 @@ __all__ = [
     "shards",
     "stored_dims",
     "to_batch",
+    "total",
 ]
 
 #: Object ids per fetch / delete request (a search may return at most QUERY_MAXIMUM_RESULTS, 10,000 by default).
@@ -163,7 +164,8 @@ def delete(store: Store, cfg: WeaviateStoreConfig, ids: Sequence[str], namespace
     return deleted
 
 
-def _total(store: Store, tenant: str, flt: Any = None) -> int:
+def total(store: Store, tenant: str, flt: Any = None) -> int:
+    """The number of objects in ``tenant`` (``""``: the collection without tenants) that match ``flt``."""
     coll = store.collection(tenant or None)
     res = store.call("counting objects", coll.aggregate.over_all, filters=flt, total_count=True)
     return int(res.total_count or 0)
@@ -173,13 +175,13 @@ def count(store: Store, cfg: WeaviateStoreConfig, namespace: str | None) -> int:
     ns_filter = _ns_filter(store, cfg, namespace)
     if ns_filter is False:
         return 0
-    return sum(_total(store, tenant, ns_filter) for tenant in shards(store, cfg, namespace))
+    return sum(total(store, tenant, ns_filter) for tenant in shards(store, cfg, namespace))
 
 
 def namespaces(store: Store, cfg: WeaviateStoreConfig) -> list[str]:
     """The namespaces holding records, sorted (the default tenant's records have none)."""
     if store.read_shape().multi_tenant:
-        return [t for t in store.tenants() if t != cfg.default_tenant and _total(store, t) > 0]
+        return [t for t in store.tenants() if t != cfg.default_tenant and total(store, t) > 0]
     if cfg.namespace_key not in store.read_shape().props:
         return []
     from weaviate.classes.aggregate import GroupByAggregate

@@ -5,6 +5,10 @@ against the collection's own count.
 
 Without tenants, reading one namespace walks the whole collection and keeps that namespace's objects (Weaviate's
 cursor cannot be combined with a filter).
+
+For ``run.executor: ray`` a multi-tenant collection is cut into runs of consecutive tenants of about equal numbers of
+objects (``tenants A … B``); a batch never spans two tenants, so the partitions' batches are the serial read's.
+Each partition's cursor carries its tenants (``part``) and checks their count at its end.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 from ...errors import InvalidInput
 from ...vmig.batch import Batch
-from ..base import Cursor, RunContext, Source
+from ..base import Cursor, RunContext, Source, group_ranges
 from . import readback
 from .client import Store
 from .config import WeaviateSourceConfig
@@ -57,7 +61,10 @@ class WeaviateSource(Source):
         resume_tenant: str | None = cursor.get("tenant") if cursor else None
         after: str | None = cursor.get("after") if cursor else None
         total = int(cursor.get("read", 0)) if cursor else 0
+        part: list[str] | None = cursor.get("part") if cursor else None
         tenants = readback.shards(store, cfg, cfg.namespace)
+        if part is not None:
+            tenants = [t for t in tenants if part[0] <= t <= part[1]]
         keep_ns = cfg.namespace if not mt else None
         for tenant in tenants:
             if resume_tenant is not None and tenant < resume_tenant:
@@ -77,20 +84,41 @@ class WeaviateSource(Source):
                 if len(buf) >= batch_size:
                     total += len(buf)
                     self.read += len(buf)
-                    yield readback.to_batch(buf, cfg, tenant, mt), {"tenant": tenant, "after": last, "read": total}
+                    yield readback.to_batch(buf, cfg, tenant, mt), _cursor(tenant, last, total, part)
                     buf = []
             if buf:
                 total += len(buf)
                 self.read += len(buf)
-                yield readback.to_batch(buf, cfg, tenant, mt), {"tenant": tenant, "after": last, "read": total}
-        holds = readback.count(store, cfg, cfg.namespace)
+                yield readback.to_batch(buf, cfg, tenant, mt), _cursor(tenant, last, total, part)
+        if part is not None:
+            holds = sum(readback.total(store, t) for t in tenants)
+            where = f" in tenants {part[0]!r} … {part[1]!r}"
+        else:
+            holds = readback.count(store, cfg, cfg.namespace)
+            where = f" in namespace '{cfg.namespace}'" if cfg.namespace is not None else ""
         if holds != total:
             raise InvalidInput(
-                f"weaviate collection '{store.name}' at {store.where} holds {holds:,} objects"
-                + (f" in namespace '{cfg.namespace}'" if cfg.namespace is not None else "")
-                + f" but {total:,} were read",
+                f"weaviate collection '{store.name}' at {store.where} holds {holds:,} objects{where} but {total:,} "
+                "were read",
                 hint="the collection changed while it was read; run the export again with --fresh",
             )
+
+    def partitions(self, n: int, batch_size: int) -> list[tuple[str, Cursor | None]]:
+        """Runs of consecutive tenants holding about equal numbers of objects (one partition without tenants,
+        for one namespace, or with fewer than two tenants)."""
+        store, cfg = self.store, self.cfg
+        if n <= 1 or cfg.namespace is not None or not store.read_shape().multi_tenant:
+            return [("all", None)]
+        tenants = readback.shards(store, cfg, None)
+        runs = group_ranges([readback.total(store, t) for t in tenants], n)
+        if len(runs) < 2:
+            return [("all", None)]
+        out: list[tuple[str, Cursor | None]] = []
+        for a, b in runs:
+            first, last = tenants[a], tenants[b - 1]
+            name = f"tenant {first}" if a + 1 == b else f"tenants {first} … {last}"
+            out.append((name, {"tenant": first, "after": None, "read": 0, "part": [first, last]}))
+        return out
 
     def report(self) -> dict[str, Any]:
         out: dict[str, Any] = {"read": self.read}
@@ -107,6 +135,13 @@ class WeaviateSource(Source):
 
     def close(self) -> None:
         self.store.close()
+
+
+def _cursor(tenant: str, after: str | None, read: int, part: list[str] | None) -> Cursor:
+    cur: Cursor = {"tenant": tenant, "after": after, "read": read}
+    if part is not None:
+        cur["part"] = part
+    return cur
 
 
 def _walk(store: Store, it: Any) -> Iterator[Any]:
