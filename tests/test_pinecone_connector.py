@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import partitioned_read
 from vexrun.connectors.base import RunContext
 from vexrun.connectors.encoding import from_store, split_for, to_store
 from vexrun.connectors.pinecone import PineconeSink, PineconeSinkConfig, PineconeSource, PineconeSourceConfig
@@ -281,6 +282,37 @@ def test_the_export_resumes_at_its_page_and_namespace(fake: FakePinecone, tmp_pa
     assert [h.rank for h in hits] == [1, 2, 3]
     assert all(h.namespace == "b" for h in sink.search(vecs[7], "", 5, namespace="b"))
     sink.close()
+
+
+def test_an_index_is_read_in_runs_of_namespaces_each_at_its_share_of_the_rates(
+    fake: FakePinecone, tmp_path: Path
+) -> None:
+    """``run.executor: ray`` reads runs of consecutive namespaces: one after the other they are the serial read's
+    batches, each resumes from its own cursors, and the partitions that run at once share the index's rates."""
+    name = _name()
+    sink = _sink(fake, tmp_path, name)
+    sink.prepare(8, "m")
+    recs, vecs = _records(400, ns=("a", "b", "c", None))
+    assert _write(sink, recs, vecs) == {}
+    sink.close()
+    source = _source(fake, tmp_path, name)
+    try:
+        names, serial, split = partitioned_read(source, 2, 64)
+        assert names == ["namespaces '' … 'a'", "namespaces 'b' … 'c'"]
+        assert split == serial and sum(map(len, serial)) == 400
+        assert source.lists.rate == source.cfg.lists_per_second / 2
+        assert source.fetches.rate == source.cfg.fetches_per_second / 2
+        assert [n for n, _ in source.partitions(8, 64)] == [
+            "namespace ''",
+            "namespace 'a'",
+            "namespace 'b'",
+            "namespace 'c'",
+        ]
+    finally:
+        source.close()
+    only_b = _source(fake, tmp_path, name, namespace="b")
+    assert only_b.partitions(4, 64) == [("all", None)]
+    only_b.close()
 
 
 def test_failures_are_one_line_without_the_key(fake: FakePinecone, tmp_path: Path) -> None:

@@ -78,6 +78,12 @@ class Pacer:
         self.waited = 0.0
         self.throttled = 0
 
+    def set_rate(self, rate: float) -> None:
+        """Pace at ``rate`` from now on (buckets made afresh)."""
+        with self._lock:
+            self.rate = rate
+            self._buckets.clear()
+
     def bucket(self, key: str) -> TokenBucket:
         with self._lock:
             found = self._buckets.get(key)

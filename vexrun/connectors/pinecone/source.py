@@ -5,7 +5,12 @@ The cursor is the namespace being read and the pagination token of the page afte
 resumed export continues at that page; a namespace that disappeared meanwhile is skipped. List and fetch
 requests are paced under Pinecone's per-index rates (200 and 100 per second). At the end the count read is
 compared with ``describe_index_stats``; Pinecone's counts lag behind writes, so a difference is reported, not
-an error."""
+an error.
+
+For ``run.executor: ray`` the index is cut into runs of consecutive namespaces holding about equal numbers of
+records (``namespaces A … B``); a batch never spans two namespaces, so the partitions' batches are the serial
+read's. The list and fetch rates are per index: each of the ``k`` partitions that run at once paces itself at a
+``k``-th of them (``share`` in its cursor), so together they stay under the index's limits."""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ...vmig.batch import Batch
-from ..base import Cursor, RunContext, Source
+from ..base import Cursor, RunContext, Source, group_ranges
 from .client import Store
 from .codec import to_batch
 from .config import PineconeSourceConfig
@@ -84,6 +89,12 @@ class PineconeSource(Source):
         if cursor and cursor.get("done"):
             return
         spaces = self._spaces()
+        part: list[str] | None = cursor.get("part") if cursor else None
+        if part is not None:
+            spaces = [ns for ns in spaces if part[0] <= ns <= part[1]]
+            share = max(1, int(cursor.get("share", 1)))  # type: ignore[union-attr]
+            self.lists.set_rate(self.cfg.lists_per_second / share)
+            self.fetches.set_rate(self.cfg.fetches_per_second / share)
         total = int(cursor.get("read", 0)) if cursor else 0
         at_ns: str | None = cursor.get("ns") if cursor else None
         token: str | None = cursor.get("token") if cursor else None
@@ -111,19 +122,44 @@ class PineconeSource(Source):
                     after = {"ns": spaces[pos + 1], "token": None, "read": total}
                 else:
                     after = {"done": True, "read": total}
+                if part is not None:
+                    after.update(part=part, share=cursor.get("share", 1))  # type: ignore[union-attr]
                 if rows:
                     yield to_batch(rows, self.cfg.text_key), after
                 if token is None:
                     break
-        self._verify(total)
+        self._verify(total, part)
 
-    def _verify(self, total: int) -> None:
+    def _verify(self, total: int, part: list[str] | None = None) -> None:
         self._spaces()
-        if self.expected is not None and self.expected != total:
+        expected = self.expected
+        where = ""
+        if part is not None:
+            expected = sum(n for ns, n in self.store.counts().items() if part[0] <= ns <= part[1])
+            where = f" in namespaces {part[0]!r} … {part[1]!r}"
+        if expected is not None and expected != total:
             self.ctx.info(
-                f"warning: {self.identity()} counts {self.expected:,} records but {total:,} were read (Pinecone's "
+                f"warning: {self.identity()} counts {expected:,} records{where} but {total:,} were read (Pinecone's "
                 "counts lag behind recent writes; if nothing wrote to the index, run the export again with --fresh)"
             )
+
+    def partitions(self, n: int, batch_size: int) -> list[tuple[str, Cursor | None]]:
+        """Runs of consecutive namespaces holding about equal numbers of records (one partition for one
+        namespace or an index with fewer than two), each paced at its share of the index's rates."""
+        if n <= 1 or self.cfg.namespace is not None:
+            return [("all", None)]
+        counts = self.store.counts()
+        spaces = sorted(counts)
+        runs = group_ranges([counts[ns] for ns in spaces], n)
+        if len(runs) < 2:
+            return [("all", None)]
+        share = min(n, len(runs))
+        out: list[tuple[str, Cursor | None]] = []
+        for a, b in runs:
+            first, last = spaces[a], spaces[b - 1]
+            name = f"namespace {first!r}" if a + 1 == b else f"namespaces {first!r} … {last!r}"
+            out.append((name, {"ns": first, "token": None, "read": 0, "part": [first, last], "share": share}))
+        return out
 
     def report(self) -> dict[str, Any]:
         out: dict[str, Any] = {"read": self.read}
