@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import partitioned_read
-from vexrun.connectors.base import Edge, RunContext, page_ranges
+from vexrun.connectors.base import Edge, RunContext, group_ranges, page_ranges
 from vexrun.connectors.sqlite.search import search
 from vexrun.connectors.sqlite_store import SqliteSink, SqliteSinkConfig, SqliteSource, SqliteSourceConfig
 from vexrun.errors import InvalidInput, UsageError
@@ -247,6 +247,18 @@ def test_page_ranges_start_on_pages() -> None:
     ranges = page_ranges(10_007, 64, 7)
     assert all(a % 64 == 0 for a, _ in ranges) and ranges[-1][1] == 10_007
     assert all(b == c for (_, b), (c, _) in zip(ranges, ranges[1:], strict=False))
+
+
+def test_group_ranges_share_the_records_in_runs_of_items() -> None:
+    """Tenants or namespaces (weights: their record counts) in runs of consecutive items of about equal sums."""
+    assert group_ranges([10, 10, 10, 10], 2) == [(0, 2), (2, 4)]
+    assert group_ranges([100, 1, 1, 1], 2) == [(0, 1), (1, 4)]  # one big item is a run of its own
+    assert group_ranges([5, 5, 5], 8) == [(0, 1), (1, 2), (2, 3)]  # never more runs than items
+    assert group_ranges([5], 4) == [(0, 1)] and group_ranges([], 4) == [(0, 0)] and group_ranges([0, 0], 2) == [(0, 2)]
+    assert group_ranges([3, 3, 3], 1) == [(0, 3)]
+    runs = group_ranges([7, 1, 9, 2, 2, 30, 4, 4, 6], 4)
+    assert runs[0][0] == 0 and runs[-1][1] == 9 and len(runs) <= 4
+    assert all(b == c and a < b for (a, b), (c, _) in zip(runs, runs[1:], strict=False))
 
 
 # -- resume ------------------------------------------------------------------------------------------------
