@@ -18,10 +18,10 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from conftest import vx
+from conftest import partitioned_read, vx
 from vexrun.connectors.base import Edge, RunContext
 from vexrun.connectors.encoding import to_store
-from vexrun.connectors.neo4j import Neo4jSink, Neo4jSinkConfig
+from vexrun.connectors.neo4j import Neo4jSink, Neo4jSinkConfig, Neo4jSource, Neo4jSourceConfig
 from vexrun.errors import ConnectError, InvalidInput
 from vexrun.registry import resolve
 from vexrun.testing.git_servers import free_port
@@ -251,6 +251,44 @@ def test_read_back_and_search_without_vector_indexes(server: service.Neo4jHandle
         assert reader.count() == 39
     finally:
         reader.close()
+
+
+def test_nodes_are_read_in_ranges_of_ids_that_start_on_the_serial_batches(
+    server: service.Neo4jHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run.executor: ray`` reads ranges of ids: one after the other they give the serial read's batches and
+    edges, with pages that do not hold a whole number of batches (a short batch at each page's end); a read
+    resumed mid-page finishes that page first; a range that lost a node meanwhile fails."""
+    import vexrun.connectors.neo4j.source as neo4j_source
+
+    monkeypatch.setattr(neo4j_source, "STREAM_PAGE", 50)
+    recs, vecs = _records(230)
+    label = _label()
+    sink = _sink(server, label, tmp_path)
+    sink.open(None)
+    try:
+        sink.prepare(DIMS, "fake-8")
+        sink.write(to_store(Batch(records=recs, vectors=vecs, has_vector=np.ones(230, dtype=bool)), CAPS))
+        sink.write_edges([Edge(f"r{i:03d}", f"r{(i * 7) % 230:03d}", "temporal", 0.5) for i in range(0, 230, 3)])
+    finally:
+        sink.close()
+    cfg = Neo4jSourceConfig(url=server.url, username=server.user, password=SecretStr(server.password), label=label)
+    source = Neo4jSource(cfg, RunContext(state_dir=tmp_path, recipe_dir=tmp_path))
+    source.open()
+    try:
+        names, serial, split = partitioned_read(source, 3, 16)
+        assert names == ["nodes 0-82", "nodes 82-150", "nodes 150-230"]  # batches start at 0 16 32 48 50 66 82 …
+        assert split == serial and [len(b) for b in serial[:5]] == [16, 16, 16, 2, 16]
+        serial_edges = [_key(e) for b, _ in source.batches(None, 16) for e in b.edges]
+        parts = source.partitions(3, 16)
+        split_edges = [_key(e) for _, cur in parts for b, _ in source.batches(cur, 16) for e in b.edges]
+        assert split_edges == serial_edges and len(serial_edges) == len(range(0, 230, 3))
+        with service.driver(server) as drv:  # a node of the middle range goes meanwhile
+            drv.execute_query(f"MATCH (m:`{label}` {{id: 'r100'}}) DETACH DELETE m")
+        with pytest.raises(InvalidInput, match=r"up to id 'r149' ends at 149 nodes, not 150"):
+            list(source.batches(parts[1][1], 16))
+    finally:
+        source.close()
 
 
 def test_one_clear_line_for_bad_input(

@@ -9,6 +9,10 @@ not told apart from an edge of its own: each relationship is one edge, src = its
 
 Nodes are read by their ``id`` property (a string): at the end the number read is checked against the number of
 nodes the label holds, and a difference (nodes without a string id, or written while the export ran) fails.
+
+For ``run.executor: ray`` the nodes are cut into ranges of ids (``nodes A-B``, positions in id order) that start
+where the serial read's batches start; a range stops at its last id (``until``) and checks that it read as many
+nodes as it was planned with; only the last one checks the label's count. Planning lists the ids once.
 """
 
 from __future__ import annotations
@@ -62,13 +66,18 @@ class Neo4jSource(Source):
         store, ns = self.store, self.cfg.namespace
         after = str(cursor.get("after", "")) if cursor else ""
         total = int(cursor.get("read", 0)) if cursor else 0
+        until: str | None = cursor.get("until") if cursor else None
+        bound = " AND m.id <= $until" if until is not None else ""
         query = (
-            f"MATCH (m:{store.label}) WHERE m.id > $after{store.where_ns('m', ns)} "
+            f"MATCH (m:{store.label}) WHERE m.id > $after{bound}{store.where_ns('m', ns)} "
             "WITH m ORDER BY m.id LIMIT $n RETURN m.id AS id, properties(m) AS p"
         )
+        # pages of STREAM_PAGE from the start of the label: a read resumed mid-page (or a partition) finishes that
+        # page first, so its batches are cut where an uninterrupted read's are
+        limit = STREAM_PAGE - total % STREAM_PAGE
         while True:
             got = 0
-            params = {"after": after, "n": STREAM_PAGE, "ns": ns}
+            params = {"after": after, "n": limit, "ns": ns, "until": until}
             for rows in store.stream(query, params, batch_size, "reading nodes"):
                 got += len(rows)
                 ids = [str(r["id"]) for r in rows]
@@ -78,9 +87,19 @@ class Neo4jSource(Source):
                 total += len(rows)
                 self.read += len(rows)
                 self.edges += len(batch.edges)
-                yield batch, {"after": after, "read": total}
-            if got < STREAM_PAGE:
+                yield batch, _cursor(after, total, cursor)
+            if got < limit:
                 break
+            limit = STREAM_PAGE
+        if until is not None:
+            end = int(cursor.get("end", total))  # type: ignore[union-attr]
+            if total != end:
+                raise InvalidInput(
+                    f"neo4j label '{self.cfg.label}' at {store.where}: the range of nodes up to id {until!r} ends at "
+                    f"{total:,} nodes, not {end:,} as when the run was planned",
+                    hint="the graph changed while it was read; run the export again with --fresh",
+                )
+            return
         holds = store.count(ns)
         if holds != total:
             raise InvalidInput(
@@ -90,6 +109,43 @@ class Neo4jSource(Source):
                 hint="nodes need a string id property; if the graph changed while it was read, run the export "
                 "again with --fresh",
             )
+
+    def partitions(self, n: int, batch_size: int) -> list[tuple[str, Cursor | None]]:
+        """Ranges of nodes in id order, each a whole number of the serial read's batches (``nodes A-B``)."""
+        if n <= 1:
+            return [("all", None)]
+        store, ns = self.store, self.cfg.namespace
+        total = store.count(ns)
+        starts = [
+            at
+            for page in range(0, total, STREAM_PAGE)
+            for at in range(page, min(page + STREAM_PAGE, total), batch_size)
+        ]
+        if len(starts) < 2:
+            return [("all", None)]
+        cuts = sorted({starts[len(starts) * k // n] for k in range(1, n)} - {0})
+        wanted = {at - 1 for at in cuts}
+        last_ids: dict[int, str] = {}
+        query = f"MATCH (m:{store.label}) WHERE m.id > $after{store.where_ns('m', ns)} RETURN m.id AS id ORDER BY m.id"
+        at = 0
+        for rows in store.stream(query, {"after": "", "ns": ns}, 10_000, "listing node ids"):
+            for row in rows:
+                if at in wanted:
+                    last_ids[at] = str(row["id"])
+                at += 1
+        if at != total or len(last_ids) != len(wanted):
+            raise InvalidInput(
+                f"neo4j label '{self.cfg.label}' at {store.where} counts {total:,} nodes but {at:,} ids were listed",
+                hint="nodes need a string id property; if the graph is being written, plan the run again",
+            )
+        bounds = [0, *cuts, total]
+        out: list[tuple[str, Cursor | None]] = []
+        for a, b in zip(bounds, bounds[1:], strict=False):
+            start: Cursor = {"after": last_ids[a - 1] if a else "", "read": a}
+            if b < total:
+                start.update(until=last_ids[b - 1], end=b)
+            out.append((f"nodes {a}-{b}", start))
+        return out
 
     def _edges(self, ids: list[str]) -> list[Edge]:
         """The relationships whose later end (by id) is one of these nodes, as edges in (src, dst, type) order.
@@ -126,3 +182,11 @@ class Neo4jSource(Source):
 
     def close(self) -> None:
         self.store.close()
+
+
+def _cursor(after: str, read: int, start: Cursor | None) -> Cursor:
+    """The cursor after a batch; a partition's bound goes along."""
+    cur: Cursor = {"after": after, "read": read}
+    if start and start.get("until") is not None:
+        cur.update(until=start["until"], end=start["end"])
+    return cur
