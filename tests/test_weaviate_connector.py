@@ -19,7 +19,7 @@ from conftest import partitioned_read
 from vexrun.connectors.base import RunContext
 from vexrun.connectors.encoding import from_store, split_for, to_store
 from vexrun.connectors.weaviate import WeaviateSink, WeaviateSinkConfig, WeaviateSource, WeaviateSourceConfig
-from vexrun.connectors.weaviate.codec import object_key
+from vexrun.connectors.weaviate.codec import Codec, object_key, to_record
 from vexrun.errors import ConnectError, InvalidInput
 from vexrun.registry import resolve
 from vexrun.testing.fake_weaviate import FakeWeaviate
@@ -270,6 +270,22 @@ def test_an_id_written_twice_in_a_batch_keeps_the_last(fake: FakeWeaviate, tmp_p
         assert sink.count() == 3
     finally:
         sink.close()
+
+
+def test_metadata_comes_back_in_its_order_whatever_order_the_properties_arrive_in() -> None:
+    """Properties arrive as a protobuf map, whose order differs from process to process (a Ray run's workers read
+    them in other orders than the local run): reading sorts them, and an order that sorting would not give back
+    travels in the ``vexrun`` property."""
+    import itertools
+    import json
+
+    codec = Codec("text", None, {})
+    for meta in ({"turn": 6, "conversation_id": "c302", "tags": ["t0"]}, {"a": 1, "b": 2, "z": {"nested": 1}}):
+        props = codec.encode(Record(id="r1", text="t", metadata=meta), None)
+        assert ("keys" in json.loads(props.get("vexrun", "{}"))) == (list(meta) != ["a", "b", "z"])
+        for shuffled in itertools.permutations(props.items()):
+            got = to_record("00000000-0000-0000-0000-000000000001", dict(shuffled), "text", None, None)
+            assert list(got.metadata or {}) == list(meta) and got.metadata == meta
 
 
 def test_object_keys_are_vexrun_uuids() -> None:

@@ -11,6 +11,9 @@ An object vexrun writes::
                 <metadata key>   each metadata value a property can hold, under its own key
                 vexrun_meta      JSON of the metadata entries no property holds ({} for an empty metadata)
                 vexrun           JSON of the other Record fields (model, source_store, modality, score, ...)
+                                 and ``keys``, the metadata's key order, unless it is the order reading gives
+                                 (the properties' keys sorted, then ``vexrun_meta``'s): a protobuf map, as
+                                 properties arrive, has no order, and differs from process to process
 
 A metadata value gets its own property when its key is a property name Weaviate keeps as given (first letter
 not upper-case, no reserved name or suffix, no other property differing only in case) and the value has the
@@ -40,6 +43,8 @@ from ...vmig.model import Record
 __all__ = ["OWN", "Codec", "object_key", "to_record"]
 
 ID, META, RECORD, CREATED = "vexrun_id", "vexrun_meta", "vexrun", "created_at"
+#: in the ``vexrun`` property: the metadata's keys in their order, when reading would not restore it by itself
+KEYS = "keys"
 _FIELDS = ("model", "source_store", "modality", "score", "vex_version", "extra")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 _NAME = re.compile(r"[_a-z][_0-9A-Za-z]{0,230}\Z")
@@ -150,19 +155,24 @@ class Codec:
                 props[CREATED] = rec.created_at
             else:
                 own[CREATED] = rec.created_at
-        if own:
-            props[RECORD] = _dumps(own)
         meta = rec.metadata
         if meta is not None:
             rest: dict[str, Any] = {}
+            slotted: list[str] = []
             for key, value in meta.items():
                 dtype = dtype_of(value)
                 if dtype is not None and self._slot(key, dtype):
                     props[key] = value
+                    slotted.append(key)
                 else:
                     rest[key] = value
             if rest or not meta:
                 props[META] = _dumps(rest)
+            order = list(meta)
+            if len(order) > 1 and order != sorted(slotted) + list(rest):
+                own[KEYS] = order  # properties come back in no set order: reading sorts them unless told
+        if own:
+            props[RECORD] = _dumps(own)
         return props
 
 
@@ -219,6 +229,7 @@ def to_record(
         meta[text_key] = _plain(text)
         text = None
     rest = props.get(META)
+    meta = {key: meta[key] for key in sorted(meta)}  # a protobuf map's order differs from process to process
     metadata: dict[str, Any] | None = meta or None
     if isinstance(rest, str):
         try:
@@ -227,6 +238,9 @@ def to_record(
             parsed = None
         if isinstance(parsed, dict):
             metadata = {**meta, **parsed}
+    order = own.get(KEYS)
+    if metadata and isinstance(order, list) and len(order) == len(metadata) and set(order) == metadata.keys():
+        metadata = {key: metadata[key] for key in order}
     score = own.get("score")
     return Record(
         id=rid if isinstance(rid, str) else str(uuid),
