@@ -407,3 +407,64 @@ def test_an_embedded_store_source_is_read_by_a_worker(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     local = (tmp_path / "out-s-local" / "out.vmig.jsonl").read_bytes()
     assert local.count(b"\n") == 2000 and local == (tmp_path / "out-s-ray" / "out.vmig.jsonl").read_bytes()
+
+
+# Runs inside the loopback namespace: the fake store must listen where Ray runs. Fills the fake from in.vmig.jsonl,
+# then reads it into out-<executor>/out.vmig.jsonl with each executor; prints the plan and the exit codes.
+_FAKE_STORE_RUNS = r"""
+import json, os, subprocess, sys
+from pathlib import Path
+kind, d = sys.argv[1], Path(sys.argv[2])
+os.environ["STORE_KEY"] = key = "store-key-CANARY-3"
+if kind == "pinecone":
+    from vexrun.testing.pinecone import FakePinecone
+    fake = FakePinecone(key).start()
+    where = f"api_key: '${{STORE_KEY}}', index: mem, controller_host: '{fake.control_url}'"
+    target = f"{{type: pinecone, {where}, create: {{cloud: aws, region: us-east-1}}}}"
+else:
+    from vexrun.testing.fake_weaviate import FakeWeaviate
+    fake = FakeWeaviate(key).start()
+    where = f"url: '{fake.url}', grpc_port: {fake.grpc_port}, api_key: '${{STORE_KEY}}', collection: Mem"
+    target = f"{{type: weaviate, {where}}}"
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "vexrun", *args], cwd=d, capture_output=True, text=True)
+out = {}
+try:
+    fill = "version: 1\nmode: raw\nsource: {type: vmig, path: in.vmig.jsonl}\n"
+    (d / "fill.yaml").write_text(fill + f"target: {target}\n")
+    out["fill"] = run("run", "fill.yaml").returncode
+    for ex in ("local", "ray"):
+        (d / f"{ex}.yaml").write_text(
+            f"version: 1\nname: read-{ex}\nmode: raw\nsource: {{type: {kind}, {where}}}\n"
+            f"target: {{type: vmig, path: out-{ex}/out.vmig.jsonl}}\n"
+            f"run: {{executor: {ex}, batch_size: 250, ray: {{workers: 2, partitions: 4}}}}\n"
+        )
+        done = run("run", f"{ex}.yaml")
+        out[ex], out[ex + "_err"] = done.returncode, done.stderr[-2000:]
+    out["plan"] = run("plan", "ray.yaml").stdout
+finally:
+    fake.stop()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "parts"),
+    [("pinecone", "namespace 'home', namespace 'work'"), ("weaviate", "tenant home, tenant work")],
+)
+def test_a_store_with_namespaces_is_read_in_runs_of_them(tmp_path: Path, kind: str, parts: str) -> None:
+    """Pinecone (namespaces, each partition paced at its share of the index's rates) and Weaviate (tenants) →
+    vmig: each namespace a partition, read by two workers from the fake store in the loopback namespace; the file
+    equals the local executor's byte for byte."""
+    import json
+
+    write_input(tmp_path / "in.vmig.jsonl", 3000)
+    cmd = [*_ns_command()[:-2], "-c", _FAKE_STORE_RUNS, kind, str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "NO_COLOR": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (out["fill"], out["local"], out["ray"]) == (0, 0, 0), out
+    assert f"source ({kind}): 2 partition(s): {parts}" in out["plan"], out["plan"]
+    local = (tmp_path / "out-local" / "out.vmig.jsonl").read_bytes()
+    assert local.count(b"\n") == 3000 and local == (tmp_path / "out-ray" / "out.vmig.jsonl").read_bytes()
+    assert "CANARY" not in done.stdout + done.stderr
