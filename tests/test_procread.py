@@ -147,6 +147,32 @@ def test_leaving_early_stops_the_workers(tmp_path: Path) -> None:
     assert _readers() == []
 
 
+def test_a_primed_source_parses_before_it_is_read_and_stops_what_it_started(tmp_path: Path) -> None:
+    """The runner primes the first source before it opens the sinks: the workers start then; ``batches()`` with
+    the same cursor takes them, with another cursor stops them and starts its own; ``close()`` stops unread ones."""
+    from vexrun.connectors.base import RunContext
+    from vexrun.connectors.vmig import VmigSource, VmigSourceConfig
+
+    path = _messy_file(tmp_path / "messy.vmig.jsonl")
+    serial = [[r.id for r in b.records] for b in read_batches(path, batch_size=10)]
+    source = VmigSource(VmigSourceConfig(path=str(path), read_workers=2), RunContext(tmp_path, tmp_path))
+    source.open()
+    source.prime(None, 10)
+    primed = _readers()
+    assert len(primed) == 2 and all(p.is_alive() for p in primed)
+    pages = [([r.id for r in b.records], cursor) for b, cursor in source.batches(None, 10)]
+    assert [ids for ids, _ in pages] == serial and _readers() == []
+    source.prime(pages[2][1], 10)
+    stale = _readers()
+    rest = [[r.id for r in b.records] for b, _ in source.batches(pages[4][1], 10)]  # not the primed cursor
+    assert rest == serial[5:] and not any(p.is_alive() for p in stale) and _readers() == []
+    source.prime(pages[2][1], 10)
+    unread = _readers()
+    assert len(unread) == 2
+    source.close()
+    assert not any(p.is_alive() for p in unread) and _readers() == []
+
+
 ORPHAN = """
 import multiprocessing, os, sys
 from vexrun.procread import read_batches_in_process

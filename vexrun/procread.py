@@ -34,7 +34,7 @@ from .errors import VexrunError
 from .vmig.batch import Batch, Reject
 from .vmig.model import Record
 
-__all__ = ["CHUNK_BYTES", "MIN_BYTES", "read_batches_in_process"]
+__all__ = ["CHUNK_BYTES", "MIN_BYTES", "ProcessReader", "read_batches_in_process"]
 
 _RECORDS_ENC = msgspec.msgpack.Encoder()
 _RECORDS_DEC = msgspec.msgpack.Decoder(list[Record])
@@ -209,60 +209,98 @@ def read_batches_in_process(
     max_line_bytes: int | None = None,
 ) -> Iterator[Batch]:
     """The batches :func:`~vexrun.vmig.reader.read_batches` yields for the same arguments (cut also at
-    chunk ends), parsed by ``jobs`` worker processes (one for a gzip file)."""
-    from .vmig.io import check_readable, is_gzip
+    chunk ends), parsed by ``jobs`` worker processes (one for a gzip file), started at the first batch asked."""
+    yield from ProcessReader(
+        path, batch_size=batch_size, start=start, jobs=jobs, chunk_bytes=chunk_bytes, max_line_bytes=max_line_bytes
+    )
 
-    p = check_readable(path)
-    gz = is_gzip(p)
-    size = None if gz else p.stat().st_size
-    jobs = 1 if gz else max(1, jobs)
-    chunk_bytes, depth = (0, 2) if gz else _sizes(p, start[0], batch_size, chunk_bytes)
-    ctx = multiprocessing.get_context("forkserver")
-    queues = [ctx.Queue(maxsize=depth) for _ in range(jobs)]
-    alive, held = ctx.Pipe(duplex=False)  # the workers watch `alive`; `held` stays here until the end
-    workers = [
-        ctx.Process(
-            target=_produce,
-            args=(str(p), batch_size, start, size, chunk_bytes, w, jobs, queues[w], alive, max_line_bytes),
-            name=f"vexrun-reader-{w}",
-            daemon=True,
-        )
-        for w in range(jobs)
-    ]
-    for worker in workers:
-        worker.start()
-    alive.close()
-    base = start[1]
-    try:
-        k = 0
-        while True:
-            w = k % jobs
+
+class ProcessReader:
+    """The worker processes of :func:`read_batches_in_process`, started at once: they parse while the caller
+    does something else (the runner opens the sinks, importing their SDKs); iterate it once for the batches.
+    :meth:`close` stops them (iterating to the end or abandoning the iteration does too)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        batch_size: int,
+        start: tuple[int, int] = (0, 0),
+        jobs: int = 2,
+        chunk_bytes: int | None = None,
+        max_line_bytes: int | None = None,
+    ) -> None:
+        from .vmig.io import check_readable, is_gzip
+
+        p = self.path = check_readable(path)
+        gz = is_gzip(p)
+        size = None if gz else p.stat().st_size
+        jobs = self.jobs = 1 if gz else max(1, jobs)
+        chunk_bytes, depth = (0, 2) if gz else _sizes(p, start[0], batch_size, chunk_bytes)
+        ctx = multiprocessing.get_context("forkserver")
+        self.queues = [ctx.Queue(maxsize=depth) for _ in range(jobs)]
+        alive, self.held = ctx.Pipe(duplex=False)  # the workers watch `alive`; `held` stays here until the end
+        self.workers = [
+            ctx.Process(
+                target=_produce,
+                args=(str(p), batch_size, start, size, chunk_bytes, w, jobs, self.queues[w], alive, max_line_bytes),
+                name=f"vexrun-reader-{w}",
+                daemon=True,
+            )
+            for w in range(jobs)
+        ]
+        self.base = start[1]
+        self.closed = False
+        try:
+            for worker in self.workers:
+                worker.start()
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            alive.close()
+
+    def __iter__(self) -> Iterator[Batch]:
+        jobs, queues, workers, p = self.jobs, self.queues, self.workers, self.path
+        base = self.base
+        try:
+            k = 0
             while True:
-                kind, *value = pickle.loads(_get(queues[w], workers[w], p))
-                if kind == _PACKED:
-                    yield _shift(_unpack(*value), base)
-                elif kind == _BATCH:
-                    yield _shift(value[0], base)
-                elif kind == _END:
-                    if value[0] != k:
-                        raise VexrunError(f"{p}: the reader processes lost their order (chunk {value[0]}, not {k})")
-                    base += value[1]
-                    break
-                elif kind == _EOF:
-                    return
-                else:
-                    raise value[0]
-            k += 1
-    finally:
-        for worker in workers:
+                w = k % jobs
+                while True:
+                    kind, *value = pickle.loads(_get(queues[w], workers[w], p))
+                    if kind == _PACKED:
+                        yield _shift(_unpack(*value), base)
+                    elif kind == _BATCH:
+                        yield _shift(value[0], base)
+                    elif kind == _END:
+                        if value[0] != k:
+                            raise VexrunError(f"{p}: the reader processes lost their order (chunk {value[0]}, not {k})")
+                        base += value[1]
+                        break
+                    elif kind == _EOF:
+                        return
+                    else:
+                        raise value[0]
+                k += 1
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the workers (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        for worker in self.workers:
             if worker.is_alive():
                 worker.terminate()
-        for worker in workers:
-            worker.join(timeout=5)
-        for q in queues:
+        for worker in self.workers:
+            if worker.pid is not None:
+                worker.join(timeout=5)
+        for q in self.queues:
             q.close()
             q.cancel_join_thread()
-        held.close()
+        self.held.close()
 
 
 def _get(q: Any, worker: Any, path: Path) -> bytes:

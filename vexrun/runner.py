@@ -141,6 +141,10 @@ class Runner:
         )
         for _, source in self.parts.sources:
             source.open()
+        sources = self.parts.sources
+        if not getattr(self.executor, "partitioned", False) and progress.source_index < len(sources):
+            # the first batches are read while the sinks open (their SDKs' imports take up to a second)
+            sources[progress.source_index][1].prime(progress.cursor, self.doc.model.run.batch_size)
         for spec, sink in self.parts.sinks:
             sink.open(progress.sink_state.get(spec.title) if resumed else None)
         specs = self.plan.role("batch")

@@ -201,6 +201,11 @@ class Source:
         the next batch; ``None`` starts at the beginning."""
         raise NotImplementedError
 
+    def prime(self, cursor: Cursor | None, batch_size: int) -> None:
+        """Start reading from ``cursor`` ahead of :meth:`batches` (called with the same arguments next), so the
+        first batches are being read while the run opens its sinks; a source that reads in worker processes
+        starts them here. Default: nothing. :meth:`close` stops what a primed read started."""
+
     def partitions(self, n: int, batch_size: int) -> list[tuple[str, Cursor | None]]:
         """Up to ``n`` disjoint ranges that together are the whole source, in source order, for a distributed
         run: (a name that says the range, a start cursor that also bounds it). ``batches()`` from that cursor

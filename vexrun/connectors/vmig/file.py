@@ -80,6 +80,8 @@ class VmigSource(Source):
         self.cfg = config
         self.path = Path(ctx.resolve_path(config.path))
         self.counts: Counter[str] = Counter()
+        #: worker processes started by prime() for (start, batch_size), taken by the next batches()
+        self._primed: tuple[tuple[int, int], int, Any] | None = None
 
     @property
     def workers(self) -> int:
@@ -144,15 +146,36 @@ class VmigSource(Source):
             for (lo, line), (hi, _) in zip(bounds, bounds[1:], strict=False)
         ]
 
+    def prime(self, cursor: Cursor | None, batch_size: int) -> None:
+        """Start the worker processes (the file's parsing overlaps the opening of the sinks)."""
+        if (cursor and cursor.get("end") is not None) or not self.workers or self._primed is not None:
+            return
+        from ... import procread
+
+        start = (int(cursor["offset"]), int(cursor["line"])) if cursor else (0, 0)
+        reader = procread.ProcessReader(self.path, batch_size=batch_size, start=start, jobs=self.workers)
+        self._primed = (start, batch_size, reader)
+
+    def close(self) -> None:
+        if self._primed is not None:
+            self._primed[2].close()
+            self._primed = None
+
     def batches(self, cursor: Cursor | None, batch_size: int) -> Iterator[tuple[Batch, Cursor]]:
         start = (int(cursor["offset"]), int(cursor["line"])) if cursor else (0, 0)
         end = cursor.get("end") if cursor else None
+        primed, self._primed = self._primed, None
+        if primed is not None and primed[:2] != (start, batch_size):
+            primed[2].close()
+            primed = None
         bound: dict[str, int] = {}
         if end is not None:  # one partition of a distributed run, parsed in this process
             from ...vmig.reader import read_range
 
             bound = {"end": int(end)}
             batches: Iterator[Batch] = read_range(self.path, batch_size=batch_size, start=start, end=int(end))
+        elif primed is not None:
+            batches = iter(primed[2])
         elif workers := self.workers:
             from ... import procread
 
