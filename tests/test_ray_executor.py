@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import ray  # noqa: F401 - not optional here: without Ray these tests fail, they never skip
 
-from conftest import run_cli
+from conftest import ROOT, run_cli
 from vexrun.testing.services import postgres as service
 from vexrun.vmig.batch import Batch
 from vexrun.vmig.model import Record
@@ -467,4 +467,64 @@ def test_a_store_with_namespaces_is_read_in_runs_of_them(tmp_path: Path, kind: s
     assert f"source ({kind}): 2 partition(s): {parts}" in out["plan"], out["plan"]
     local = (tmp_path / "out-local" / "out.vmig.jsonl").read_bytes()
     assert local.count(b"\n") == 3000 and local == (tmp_path / "out-ray" / "out.vmig.jsonl").read_bytes()
+    assert "CANARY" not in done.stdout + done.stderr
+
+
+# Runs inside the loopback namespace (the LLM fake must listen where Ray runs): for each executor, an extract run
+# while the provider is down (every chunk rejected), then --retry-rejected once it is back.
+_RETRY_RUNS = r"""
+import json, os, shutil, subprocess, sys
+from pathlib import Path
+from vexrun.testing.fake_api import chat_server
+from vexrun.testing.fake_api.faults import Fault
+src, root = Path(sys.argv[1]), Path(sys.argv[2])
+KEY = "gsk_retry_CANARY_9"
+out = {}
+for executor in ("local", "ray"):
+    d = root / executor
+    d.mkdir()
+    shutil.copy(src, d / "conversations.json")
+    with chat_server(api_keys=[KEY]) as srv:
+        (d / "facts.yaml").write_text(f'''version: 1
+mode: extract
+source: {{type: claude-export, path: conversations.json, chunk: exchange}}
+llm:
+  providers:
+    - {{type: groq, base_url: "{srv.url('/v1')}", api_keys: "${{GROQ_TEST_KEYS}}", max_retries: 1, retry_backoff: 0.01}}
+embed: {{type: fake, dims: 32}}
+targets:
+  - {{type: sqlite, path: mem.db}}
+  - {{type: vmig, path: facts.vmig.jsonl}}
+run: {{batch_size: 2, executor: {executor}, ray: {{workers: 2}}}}
+''')
+        env = {**os.environ, "GROQ_TEST_KEYS": KEY, "NO_COLOR": "1"}
+        def run(*a):
+            p = subprocess.run([sys.executable, "-m", "vexrun", *a], cwd=d, env=env, capture_output=True, text=True)
+            return p.returncode, json.loads(p.stdout) if p.stdout.strip().startswith("{") else {}, p.stderr[-2000:]
+        srv.fail(Fault.server_error(503, times=10_000, key=KEY))  # the provider is down: every chunk is rejected
+        code, summary, err = run("run", "--json", "facts.yaml")
+        out[executor] = {"first": code, "rejected": summary.get("counts", {}).get("extract", {}).get("rejected")}
+        srv.faults.clear()
+        code, summary, err = run("run", "--retry-rejected", "--json", "facts.yaml")
+        out[executor].update(retry=code, left=summary.get("counts", {}).get("extract", {}).get("rejected"), err=err)
+print(json.dumps(out))
+"""
+
+
+def test_retry_rejected_on_ray_equals_local(tmp_path: Path) -> None:
+    """An extract run whose every LLM call fails rejects every chunk (each Ray partition then gives no batch at
+    all: the driver once failed on the spool file such a partition never wrote); ``--retry-rejected`` once the
+    provider is back runs the rejects file in partitions, and its facts equal the local executor's byte for byte."""
+    import json
+
+    conversations = ROOT / "examples" / "exports" / "claude" / "conversations.json"
+    cmd = [*_ns_command()[:-2], "-c", _RETRY_RUNS, str(conversations), str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "NO_COLOR": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    for executor in ("local", "ray"):
+        figures = {k: v for k, v in out[executor].items() if k != "err"}
+        assert figures == {"first": 3, "rejected": 8, "retry": 0, "left": 0}, out[executor]
+    local = (tmp_path / "local" / "facts.vmig.jsonl").read_bytes()
+    assert local.count(b"\n") > 8 and local == (tmp_path / "ray" / "facts.vmig.jsonl").read_bytes()
     assert "CANARY" not in done.stdout + done.stderr

@@ -199,7 +199,9 @@ class _Drive:
             p = layout.partitions[layout.replay[0]]
             if p.key not in layout.done:
                 return None
-            if self.spooling:
+            if self.spooling and layout.spool.get(p.key, 0) == 0:
+                self._spool(p).unlink(missing_ok=True)  # the partition gave no batch: nothing was spooled
+            elif self.spooling:
                 path = self._spool(p)
                 with open(path, "rb") as fh:
                     fh.seek(layout.replay[1])
