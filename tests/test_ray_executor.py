@@ -421,11 +421,19 @@ if kind == "pinecone":
     fake = FakePinecone(key).start()
     where = f"api_key: '${{STORE_KEY}}', index: mem, controller_host: '{fake.control_url}'"
     target = f"{{type: pinecone, {where}, create: {{cloud: aws, region: us-east-1}}}}"
-else:
+elif kind == "weaviate":
     from vexrun.testing.fake_weaviate import FakeWeaviate
     fake = FakeWeaviate(key).start()
     where = f"url: '{fake.url}', grpc_port: {fake.grpc_port}, api_key: '${{STORE_KEY}}', collection: Mem"
     target = f"{{type: weaviate, {where}}}"
+else:  # a real Bolt server (ArcadeDB's), started here
+    from vexrun.testing.services import neo4j as service
+    handle = service.start(d / "arcade")
+    os.environ["STORE_KEY"] = handle.password
+    class fake:
+        stop = staticmethod(lambda: service.stop(handle))
+    where = f"url: '{handle.url}', username: {handle.user}, password: '${{STORE_KEY}}', label: Mem"
+    target = f"{{type: neo4j, {where}}}"
 def run(*args):
     return subprocess.run([sys.executable, "-m", "vexrun", *args], cwd=d, capture_output=True, text=True)
 out = {}
@@ -450,12 +458,16 @@ print(json.dumps(out))
 
 @pytest.mark.parametrize(
     ("kind", "parts"),
-    [("pinecone", "namespace 'home', namespace 'work'"), ("weaviate", "tenant home, tenant work")],
+    [
+        ("pinecone", "2 partition(s): namespace 'home', namespace 'work'"),
+        ("weaviate", "2 partition(s): tenant home, tenant work"),
+        ("neo4j", "4 partition(s): nodes 0-750, nodes 750-1500, nodes 1500-2250, … nodes 2250-3000"),
+    ],
 )
-def test_a_store_with_namespaces_is_read_in_runs_of_them(tmp_path: Path, kind: str, parts: str) -> None:
-    """Pinecone (namespaces, each partition paced at its share of the index's rates) and Weaviate (tenants) →
-    vmig: each namespace a partition, read by two workers from the fake store in the loopback namespace; the file
-    equals the local executor's byte for byte."""
+def test_a_server_store_is_read_in_partitions(tmp_path: Path, kind: str, parts: str) -> None:
+    """Pinecone (namespaces, each partition paced at its share of the index's rates), Weaviate (tenants) and Neo4j
+    (ranges of ids, with the relationships as edges) → vmig, read by two workers from a store started in the
+    loopback namespace: the file (and its edges) equal the local executor's byte for byte."""
     import json
 
     write_input(tmp_path / "in.vmig.jsonl", 3000)
@@ -464,9 +476,11 @@ def test_a_store_with_namespaces_is_read_in_runs_of_them(tmp_path: Path, kind: s
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert (out["fill"], out["local"], out["ray"]) == (0, 0, 0), out
-    assert f"source ({kind}): 2 partition(s): {parts}" in out["plan"], out["plan"]
+    assert f"source ({kind}): {parts}" in out["plan"], out["plan"]
     local = (tmp_path / "out-local" / "out.vmig.jsonl").read_bytes()
     assert local.count(b"\n") == 3000 and local == (tmp_path / "out-ray" / "out.vmig.jsonl").read_bytes()
+    edges = (tmp_path / "out-local" / "out.vmig.jsonl.edges.jsonl").read_bytes()
+    assert edges.count(b"\n") > 100 and edges == (tmp_path / "out-ray" / "out.vmig.jsonl.edges.jsonl").read_bytes()
     assert "CANARY" not in done.stdout + done.stderr
 
 
