@@ -419,37 +419,44 @@ os.environ["STORE_KEY"] = key = "store-key-CANARY-3"
 if kind == "pinecone":
     from vexrun.testing.pinecone import FakePinecone
     fake = FakePinecone(key).start()
-    where = f"api_key: '${{STORE_KEY}}', index: mem, controller_host: '{fake.control_url}'"
-    target = f"{{type: pinecone, {where}, create: {{cloud: aws, region: us-east-1}}}}"
+    where = lambda name: f"api_key: '${{STORE_KEY}}', index: {name.lower()}, controller_host: '{fake.control_url}'"
+    target = lambda name: f"{{type: pinecone, {where(name)}, create: {{cloud: aws, region: us-east-1}}}}"
 elif kind == "weaviate":
     from vexrun.testing.fake_weaviate import FakeWeaviate
     fake = FakeWeaviate(key).start()
-    where = f"url: '{fake.url}', grpc_port: {fake.grpc_port}, api_key: '${{STORE_KEY}}', collection: Mem"
-    target = f"{{type: weaviate, {where}}}"
+    at = f"url: '{fake.url}', grpc_port: {fake.grpc_port}, api_key: '${{STORE_KEY}}'"
+    where = lambda name: f"{at}, collection: {name}"
+    target = lambda name: f"{{type: weaviate, {where(name)}}}"
 else:  # a real Bolt server (ArcadeDB's), started here
     from vexrun.testing.services import neo4j as service
     handle = service.start(d / "arcade")
     os.environ["STORE_KEY"] = handle.password
     class fake:
         stop = staticmethod(lambda: service.stop(handle))
-    where = f"url: '{handle.url}', username: {handle.user}, password: '${{STORE_KEY}}', label: Mem"
-    target = f"{{type: neo4j, {where}}}"
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "vexrun", *args], cwd=d, capture_output=True, text=True)
+    where = lambda name: f"url: '{handle.url}', username: {handle.user}, password: '${{STORE_KEY}}', label: {name}"
+    target = lambda name: f"{{type: neo4j, {where(name)}}}"
+def run(recipe, text):
+    (d / recipe).write_text("version: 1\nmode: raw\n" + text)
+    done = subprocess.run([sys.executable, "-m", "vexrun", "run", recipe], cwd=d, capture_output=True, text=True)
+    out[recipe] = (done.returncode, done.stderr[-2000:])
+def settings(ex):
+    return f"run: {{executor: {ex}, batch_size: 250, ray: {{workers: 2, partitions: 4}}}}\n"
 out = {}
 try:
-    fill = "version: 1\nmode: raw\nsource: {type: vmig, path: in.vmig.jsonl}\n"
-    (d / "fill.yaml").write_text(fill + f"target: {target}\n")
-    out["fill"] = run("run", "fill.yaml").returncode
+    # read: one store filled, then read into a file by each executor
+    run("fill.yaml", f"source: {{type: vmig, path: in.vmig.jsonl}}\ntarget: {target('Mem')}\n")
     for ex in ("local", "ray"):
-        (d / f"{ex}.yaml").write_text(
-            f"version: 1\nname: read-{ex}\nmode: raw\nsource: {{type: {kind}, {where}}}\n"
-            f"target: {{type: vmig, path: out-{ex}/out.vmig.jsonl}}\n"
-            f"run: {{executor: {ex}, batch_size: 250, ray: {{workers: 2, partitions: 4}}}}\n"
-        )
-        done = run("run", f"{ex}.yaml")
-        out[ex], out[ex + "_err"] = done.returncode, done.stderr[-2000:]
-    out["plan"] = run("plan", "ray.yaml").stdout
+        source = f"source: {{type: {kind}, {where('Mem')}}}\n"
+        run(f"read-{ex}.yaml", source + f"target: {{type: vmig, path: out-{ex}/out.vmig.jsonl}}\n" + settings(ex))
+    out["plan"] = subprocess.run(
+        [sys.executable, "-m", "vexrun", "plan", "read-ray.yaml"], cwd=d, capture_output=True, text=True
+    ).stdout
+    # write: each executor fills a store of its own (Ray's workers write it), both read back the same way
+    for ex in ("local", "ray"):
+        name = "W" + ex
+        run(f"write-{ex}.yaml", f"source: {{type: vmig, path: in.vmig.jsonl}}\ntarget: {target(name)}\n" + settings(ex))
+        source = f"source: {{type: {kind}, {where(name)}}}\n"
+        run(f"back-{ex}.yaml", source + f"target: {{type: vmig, path: back-{ex}/out.vmig.jsonl}}\n")
 finally:
     fake.stop()
 print(json.dumps(out))
@@ -464,10 +471,11 @@ print(json.dumps(out))
         ("neo4j", "4 partition(s): nodes 0-750, nodes 750-1500, nodes 1500-2250, … nodes 2250-3000"),
     ],
 )
-def test_a_server_store_is_read_in_partitions(tmp_path: Path, kind: str, parts: str) -> None:
+def test_a_server_store_is_read_and_written_in_partitions(tmp_path: Path, kind: str, parts: str) -> None:
     """Pinecone (namespaces, each partition paced at its share of the index's rates), Weaviate (tenants) and Neo4j
-    (ranges of ids, with the relationships as edges) → vmig, read by two workers from a store started in the
-    loopback namespace: the file (and its edges) equal the local executor's byte for byte."""
+    (ranges of ids, with the relationships as edges), started in the loopback namespace: read into a file by two
+    Ray workers, the file and its edges equal the local executor's byte for byte; written by two Ray workers (the
+    graph's edges by the driver), the store reads back as the one the local executor wrote."""
     import json
 
     write_input(tmp_path / "in.vmig.jsonl", 3000)
@@ -475,12 +483,15 @@ def test_a_server_store_is_read_in_partitions(tmp_path: Path, kind: str, parts: 
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "NO_COLOR": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert (out["fill"], out["local"], out["ray"]) == (0, 0, 0), out
-    assert f"source ({kind}): {parts}" in out["plan"], out["plan"]
-    local = (tmp_path / "out-local" / "out.vmig.jsonl").read_bytes()
-    assert local.count(b"\n") == 3000 and local == (tmp_path / "out-ray" / "out.vmig.jsonl").read_bytes()
-    edges = (tmp_path / "out-local" / "out.vmig.jsonl.edges.jsonl").read_bytes()
-    assert edges.count(b"\n") > 100 and edges == (tmp_path / "out-ray" / "out.vmig.jsonl.edges.jsonl").read_bytes()
+    plan = out.pop("plan")
+    failed = {recipe: err for recipe, (code, err) in out.items() if code != 0}
+    assert not failed, failed
+    assert f"source ({kind}): {parts}" in plan, plan
+    for by_local, by_ray in (("out-local", "out-ray"), ("back-local", "back-ray")):  # read by Ray; written by Ray
+        data = (tmp_path / by_local / "out.vmig.jsonl").read_bytes()
+        assert data.count(b"\n") == 3000 and data == (tmp_path / by_ray / "out.vmig.jsonl").read_bytes(), by_local
+        edges = (tmp_path / by_local / "out.vmig.jsonl.edges.jsonl").read_bytes()
+        assert edges.count(b"\n") > 100 and edges == (tmp_path / by_ray / "out.vmig.jsonl.edges.jsonl").read_bytes()
     assert "CANARY" not in done.stdout + done.stderr
 
 
