@@ -117,3 +117,32 @@ def test_flag_errors_are_one_line(tmp_path: Path) -> None:
     assert res.code == 2 and "is a .vmig.jsonl" in res.err
     res = run_cli("import", "--to", "sqlite", cwd=tmp_path)
     assert res.code == 2
+
+
+def test_option_values_are_yaml_scalars_or_lists_of_them() -> None:
+    """``-t KEY=VALUE``: numbers and booleans typed, flow lists of scalars as lists (a list setting such as
+    langgraph-postgres's namespace_prefix could not be given before), anything else and ``${VAR}`` kept as text."""
+    from vexrun.migrate import parse_options
+
+    got = parse_options(
+        [
+            "namespace_prefix=[memories, alice]",
+            "index.m=16",
+            "index.kind=hnsw",
+            "create=true",
+            "dsn=${PG_DSN}",
+            "nested=[[1], 2]",
+            "mapping={a: 1}",
+            "empty=",
+        ],
+        "-t",
+    )
+    assert got == {
+        "namespace_prefix": ["memories", "alice"],
+        "index": {"m": 16, "kind": "hnsw"},
+        "create": True,
+        "dsn": "${PG_DSN}",
+        "nested": "[[1], 2]",
+        "mapping": "{a: 1}",
+        "empty": "",
+    }

@@ -22,8 +22,9 @@ __all__ = ["build_recipe", "parse_options", "recipe_text"]
 
 
 def parse_options(pairs: tuple[str, ...] | list[str], flag: str) -> dict[str, Any]:
-    """``KEY=VALUE`` flags to a dict; values are YAML scalars (``5`` is a number, ``true`` a boolean),
-    ``${VAR}`` is kept for interpolation, dotted keys nest (``index.m=16``)."""
+    """``KEY=VALUE`` flags to a dict; values are YAML scalars (``5`` is a number, ``true`` a boolean) or flow
+    lists of scalars (``namespace_prefix=[memories,alice]``), ``${VAR}`` is kept for interpolation, dotted keys
+    nest (``index.m=16``)."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -36,7 +37,8 @@ def parse_options(pairs: tuple[str, ...] | list[str], flag: str) -> dict[str, An
             value = raw
         if value is None and raw.strip() not in ("null", "~"):
             value = raw
-        if isinstance(value, dict | list) or (isinstance(value, str) and "${" in raw):
+        scalars = isinstance(value, list) and all(not isinstance(v, dict | list) for v in value)
+        if (isinstance(value, dict | list) and not scalars) or (isinstance(value, str) and "${" in raw):
             value = raw
         cur = out
         parts = key.split(".")
