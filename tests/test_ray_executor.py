@@ -477,7 +477,7 @@ print(json.dumps(out))
     [
         ("pinecone", "2 partition(s): namespace 'home', namespace 'work'"),
         ("weaviate", "2 partition(s): tenant home, tenant work"),
-        ("neo4j", "4 partition(s): nodes 0-750, nodes 750-1500, nodes 1500-2250, … nodes 2250-3000"),
+        ("neo4j", "4 partition(s): nodes 0-500, nodes 500-1000, nodes 1000-1500, … nodes 1500-2000"),
         ("redis", "1 partition(s): all"),
     ],
 )
@@ -488,7 +488,7 @@ def test_a_server_store_is_read_and_written_in_partitions(tmp_path: Path, kind: 
     graph's edges by the driver), the store reads back as the one the local executor wrote."""
     import json
 
-    write_input(tmp_path / "in.vmig.jsonl", 3000)
+    write_input(tmp_path / "in.vmig.jsonl", 2000)
     cmd = [*_ns_command()[:-2], "-c", _FAKE_STORE_RUNS, kind, str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "NO_COLOR": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
@@ -498,11 +498,11 @@ def test_a_server_store_is_read_and_written_in_partitions(tmp_path: Path, kind: 
     assert not failed, failed
     assert f"source ({kind}): {parts}" in plan, plan
     data = (tmp_path / "out-local" / "out.vmig.jsonl").read_bytes()  # read by Ray
-    assert data.count(b"\n") == 3000 and data == (tmp_path / "out-ray" / "out.vmig.jsonl").read_bytes()
+    assert data.count(b"\n") == 2000 and data == (tmp_path / "out-ray" / "out.vmig.jsonl").read_bytes()
     edges = (tmp_path / "out-local" / "out.vmig.jsonl.edges.jsonl").read_bytes()
     assert edges.count(b"\n") > 100 and edges == (tmp_path / "out-ray" / "out.vmig.jsonl.edges.jsonl").read_bytes()
     # written by Ray: the same records (and in a graph store the same relationships), in the store's read order
-    for name, least in (("out.vmig.jsonl", 3000), ("out.vmig.jsonl.edges.jsonl", 100 if kind == "neo4j" else 0)):
+    for name, least in (("out.vmig.jsonl", 2000), ("out.vmig.jsonl.edges.jsonl", 100 if kind == "neo4j" else 0)):
         by_local, by_ray = (tmp_path / by / name for by in ("back-local", "back-ray"))
         lines = sorted(by_local.read_bytes().splitlines()) if by_local.exists() else []
         ray_lines = sorted(by_ray.read_bytes().splitlines()) if by_ray.exists() else []
