@@ -297,17 +297,16 @@ def test_an_index_is_read_in_runs_of_namespaces_each_at_its_share_of_the_rates(
     sink.close()
     source = _source(fake, tmp_path, name)
     try:
+        source.ctx.parallel = 2  # two workers: each partition reads at half the index's rates
         names, serial, split = partitioned_read(source, 2, 64)
         assert names == ["namespaces '' … 'a'", "namespaces 'b' … 'c'"]
         assert split == serial and sum(map(len, serial)) == 400
         assert source.lists.rate == source.cfg.lists_per_second / 2
         assert source.fetches.rate == source.cfg.fetches_per_second / 2
-        assert [n for n, _ in source.partitions(8, 64)] == [
-            "namespace ''",
-            "namespace 'a'",
-            "namespace 'b'",
-            "namespace 'c'",
-        ]
+        source.ctx.parallel = 3  # more partitions than workers: a third each, not a fourth
+        parts = source.partitions(8, 64)
+        assert [n for n, _ in parts] == ["namespace ''", "namespace 'a'", "namespace 'b'", "namespace 'c'"]
+        assert {cursor["share"] for _, cursor in parts if cursor} == {3}
     finally:
         source.close()
     only_b = _source(fake, tmp_path, name, namespace="b")

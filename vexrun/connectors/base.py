@@ -130,6 +130,9 @@ class RunContext:
     #: the run's embedder as {"type": ..., non-secret settings...}, so a store can record how its vectors
     #: were made (``vexrun search`` rebuilds the embedder from it to embed a query)
     embedder_spec: dict[str, Any] | None = None
+    #: how many partitions of a source run at once (a distributed run's workers): a source that paces its
+    #: requests to a per-server or per-index limit gives each partition its share of it
+    parallel: int = 1
 
     def resolve_path(self, path: str) -> Any:
         """A path from the recipe, relative to the recipe's directory."""

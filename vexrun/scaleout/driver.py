@@ -91,7 +91,9 @@ class _Drive:
         self.layout = (
             Layout.from_json(saved)
             if saved
-            else Layout.new(plan_partitions(runner.parts.sources, per_source, plan.doc.model.run.batch_size))
+            else Layout.new(
+                plan_partitions(runner.parts.sources, per_source, plan.doc.model.run.batch_size, self.workers_n)
+            )
         )
         self.identities = [source.identity() for _, source in runner.parts.sources]
         # the workers read the sources: an embedded store (Qdrant's local mode, Milvus Lite) admits one process

@@ -50,9 +50,13 @@ def worker_sink(sink: Sink) -> bool:
     return bool(getattr(sink, "concurrent_writers", False))
 
 
-def plan_partitions(sources: list[tuple[StageSpec, Source]], per_source: int, batch_size: int) -> list[Partition]:
+def plan_partitions(
+    sources: list[tuple[StageSpec, Source]], per_source: int, batch_size: int, parallel: int
+) -> list[Partition]:
+    """Every source's partitions; ``parallel`` of them run at once (the workers)."""
     out: list[Partition] = []
     for index, (_, source) in enumerate(sources):
+        source.ctx.parallel = max(1, parallel)
         out.extend(Partition(index, name, start) for name, start in source.partitions(per_source, batch_size))
     return out
 
@@ -124,6 +128,7 @@ def describe(plan: Any) -> list[str]:
         for spec, source in parts.sources:
             try:
                 source.open()
+                source.ctx.parallel = workers or per_source  # a cluster's size is known when it runs
                 cut = source.partitions(per_source, plan.doc.model.run.batch_size)
             except Exception as exc:  # noqa: BLE001
                 lines.append(f"  {spec.title}: partitions unknown ({str(exc).splitlines()[0]})")

@@ -9,8 +9,9 @@ an error.
 
 For ``run.executor: ray`` the index is cut into runs of consecutive namespaces holding about equal numbers of
 records (``namespaces A … B``); a batch never spans two namespaces, so the partitions' batches are the serial
-read's. The list and fetch rates are per index: each of the ``k`` partitions that run at once paces itself at a
-``k``-th of them (``share`` in its cursor), so together they stay under the index's limits."""
+read's. The list and fetch rates are per index: each of the ``k`` partitions that run at once (the run's workers,
+``RunContext.parallel``) paces itself at a ``k``-th of them (``share`` in its cursor), so together they stay under
+the index's limits."""
 
 from __future__ import annotations
 
@@ -153,7 +154,7 @@ class PineconeSource(Source):
         runs = group_ranges([counts[ns] for ns in spaces], n)
         if len(runs) < 2:
             return [("all", None)]
-        share = min(n, len(runs))
+        share = min(max(1, self.ctx.parallel), len(runs))  # the partitions that read at once
         out: list[tuple[str, Cursor | None]] = []
         for a, b in runs:
             first, last = spaces[a], spaces[b - 1]
