@@ -132,10 +132,11 @@ class PineconeSource(Source):
         self._verify(total, part)
 
     def _verify(self, total: int, part: list[str] | None = None) -> None:
-        self._spaces()
-        expected = self.expected
         where = ""
-        if part is not None:
+        if part is None:
+            self._spaces()
+            expected = self.expected
+        else:  # one request for the index's counts, as for the whole index
             expected = sum(n for ns, n in self.store.counts().items() if part[0] <= ns <= part[1])
             where = f" in namespaces {part[0]!r} … {part[1]!r}"
         if expected is not None and expected != total:
