@@ -220,7 +220,7 @@ def test_a_hash_collision_never_drops_a_record(tmp_path: Path, monkeypatch: pyte
     replaced it are compared by a second hash. Here every id gets the same index hash."""
     from vexrun.connectors.base import RunContext
     from vexrun.connectors.vmig import VmigSink, VmigSinkConfig
-    from vexrun.connectors.vmig import file as vmig_file
+    from vexrun.connectors.vmig import sink as vmig_file
     from vexrun.vmig.batch import Batch
 
     monkeypatch.setattr(vmig_file, "_hash_ids", lambda ids: np.zeros(len(ids), dtype=np.uint64))

@@ -47,13 +47,15 @@ def _recipe(
     log: bool = True,
     sqlite: bool = False,
     read_workers: int | None = None,
+    write_worker: bool | None = None,
 ) -> Path:
     """``read_workers``: parse the source in that many worker processes (None: the default, none for files
-    this small)."""
+    this small); ``write_worker``: the vmig target's setting (None: the default, none for files this small)."""
     recipe = tmp / "job.yaml"
     workers_line = f"\n  read_workers: {read_workers}" if read_workers is not None else ""
     log_line = f"\n  log_file: {tmp / 'computed.log'}" if log else ""
     sqlite_target = "\n  - type: sqlite\n    path: out.db" if sqlite else ""
+    writer_line = f"\n    write_worker: {str(write_worker).lower()}" if write_worker is not None else ""
     recipe.write_text(
         f"""# yaml-language-server: $schema=../schemas/recipe.schema.json
 version: 1
@@ -67,7 +69,7 @@ embed:
   delay_ms: {delay_ms}{log_line}
 targets:
   - type: vmig
-    path: out.vmig.jsonl{sqlite_target}
+    path: out.vmig.jsonl{writer_line}{sqlite_target}
 run:
   batch_size: {batch}
 {extra}"""
@@ -175,8 +177,14 @@ def test_sigterm_exits_143(tmp_path: Path) -> None:
     assert "checkpoint is saved" in err
 
 
-@pytest.mark.parametrize("read_workers", [None, 2], ids=["in-process", "worker-processes"])
-def test_kill_9_at_random_moments_gives_the_uninterrupted_result(tmp_path: Path, read_workers: int | None) -> None:
+@pytest.mark.parametrize(
+    ("read_workers", "write_worker"),
+    [(None, None), (2, None), (None, True)],
+    ids=["in-process", "worker-processes", "writer-process"],
+)
+def test_kill_9_at_random_moments_gives_the_uninterrupted_result(
+    tmp_path: Path, read_workers: int | None, write_worker: bool | None
+) -> None:
     ref_dir = tmp_path / "ref"
     ref_dir.mkdir()
     _texts_file(ref_dir / "in.vmig.jsonl")
@@ -189,7 +197,7 @@ def test_kill_9_at_random_moments_gives_the_uninterrupted_result(tmp_path: Path,
     work.mkdir()
     _texts_file(work / "in.vmig.jsonl")
     # About 5 s of embedding in all (25 calls of 50 texts × 200 ms): ten kills land before the end.
-    recipe = _recipe(work, delay_ms=200, batch=60, sqlite=True, read_workers=read_workers)
+    recipe = _recipe(work, delay_ms=200, batch=60, sqlite=True, read_workers=read_workers, write_worker=write_worker)
     rng = random.Random(20261125)
     kills = 0
     for _ in range(10):
@@ -205,6 +213,7 @@ def test_kill_9_at_random_moments_gives_the_uninterrupted_result(tmp_path: Path,
     assert final.code == 0, final.output
     assert kills == 10  # every attempt was killed before the run could finish
     assert _output(work / "out.vmig.jsonl") == reference
+    assert (work / "out.vmig.jsonl").read_bytes() == (ref_dir / "out.vmig.jsonl").read_bytes()
     assert _store(work / "out.db") == reference_store
     # No embedding was computed twice to completion: every cached text was stored exactly once...
     state = _state(work)

@@ -64,6 +64,12 @@ class OutputLock:
             self._fd = fd
         return self
 
+    def fileno(self) -> int:
+        """The lock's descriptor (a process holding a copy of it holds the lock too)."""
+        if self._fd is None:
+            raise ValueError(f"{self.path}: the lock is not held")
+        return self._fd
+
     def release(self) -> None:
         if self._fd is None:
             return
@@ -112,6 +118,10 @@ class AppendFile:
         self.fh.flush()
         os.fsync(self.fh.fileno())
         self._synced = self.size
+
+    def checksum(self) -> str:
+        """The BLAKE3 hex digest of the whole file as written so far."""
+        return self.hasher.hexdigest()
 
     def close(self) -> None:
         if not self.fh.closed:

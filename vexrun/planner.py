@@ -37,6 +37,7 @@ _VOLATILE = {
     "device",
     "engine",  # the local embedder's torch or numpy engine: the same vectors, the same cache
     "read_workers",
+    "write_worker",  # a .vmig.jsonl target's writer process: the same bytes either way
     "max_member_bytes",
     "max_value_bytes",
 }

@@ -24,7 +24,7 @@ from .batch import Batch
 from .model import FIELDS, VEX_VERSION, Record
 from .sidecar import write_meta
 
-__all__ = ["VmigWriter", "encode_record"]
+__all__ = ["VmigWriter", "encode_record", "encode_record_hole"]
 
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
 _KNOWN = frozenset(FIELDS)
@@ -33,12 +33,23 @@ _FLUSH = 1 << 20
 
 def encode_record(rec: Record, vector: np.ndarray | None, *, source_store: str | None = None) -> bytes:
     """One ``.vmig.jsonl`` line (with its newline) for ``rec``, in Vex's field order."""
+    dims = int(vector.shape[0]) if vector is not None else rec.dims
+    return orjson.dumps(_fields(rec, vector, dims, source_store), option=_OPTS) + b"\n"
+
+
+def encode_record_hole(rec: Record, dims: int, *, source_store: str | None = None) -> bytes:
+    """:func:`encode_record`'s line for ``rec`` with a vector of ``dims`` floats, but with ``"vector":null``
+    where the vector goes (:func:`vexrun.vmig.encproc.fill_vectors` puts its text there)."""
+    return orjson.dumps(_fields(rec, None, dims, source_store), option=_OPTS) + b"\n"
+
+
+def _fields(rec: Record, vector: np.ndarray | None, dims: int | None, source_store: str | None) -> dict[str, Any]:
     d: dict[str, Any] = {
         "id": rec.id,
         "text": rec.text,
         "vector": vector,
         "model": rec.model,
-        "dims": int(vector.shape[0]) if vector is not None else rec.dims,
+        "dims": dims,
         "namespace": rec.namespace,
         "metadata": rec.metadata,
         "created_at": rec.created_at,
@@ -51,7 +62,7 @@ def encode_record(rec: Record, vector: np.ndarray | None, *, source_store: str |
         for k, v in rec.extra.items():
             if k not in _KNOWN:
                 d[k] = v
-    return orjson.dumps(d, option=_OPTS) + b"\n"
+    return d
 
 
 class _HashingSink:

@@ -29,7 +29,7 @@ from ...convert import FORMATS, Options, convert_file, resolve_format, split_pat
 from ...errors import UsageError
 from ...vmig.batch import Batch
 from ..base import PluginConfig, RunContext, Sink, WriteResult
-from ..vmig.file import VmigSink, VmigSinkConfig
+from ..vmig.sink import VmigSink, VmigSinkConfig
 
 __all__ = ["ConvertSink", "ConvertSinkConfig"]
 
