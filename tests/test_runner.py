@@ -128,10 +128,16 @@ def test_run_writes_output_and_second_run_is_cached(tmp_path: Path) -> None:
     assert "computed" in again.err  # the table goes to stderr with --json
 
 
-@pytest.mark.parametrize("read_workers", [None, 2], ids=["in-process", "worker-processes"])
-def test_sigint_finishes_the_batch_and_resumes(tmp_path: Path, read_workers: int | None) -> None:
+@pytest.mark.parametrize(
+    ("read_workers", "write_worker"),
+    [(None, None), (2, None), (None, True)],
+    ids=["in-process", "worker-processes", "writer-process"],
+)
+def test_sigint_finishes_the_batch_and_resumes(
+    tmp_path: Path, read_workers: int | None, write_worker: bool | None
+) -> None:
     _texts_file(tmp_path / "in.vmig.jsonl")
-    recipe = _recipe(tmp_path, delay_ms=40, read_workers=read_workers)
+    recipe = _recipe(tmp_path, delay_ms=40, read_workers=read_workers, write_worker=write_worker)
     ref_dir = tmp_path / "ref"
     ref_dir.mkdir()
     _texts_file(ref_dir / "in.vmig.jsonl")
