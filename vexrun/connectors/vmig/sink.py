@@ -8,7 +8,7 @@ import gzip
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
@@ -210,9 +210,10 @@ class VmigSink(Sink):
             lines = [encode_record(rec, None) for rec in records]
         elif worker is not None:  # the worker writes the vectors into their holes, piece by piece
             lines = _hole_lines(records, int(vectors.shape[1]), mask)
+            if not self._through(worker, _pieces(lines, vectors, mask)):
+                return self.write(batch)
             self.dims[int(vectors.shape[1])] += len(records) if mask is None else int(mask.sum())
             duplicates = self._remember(_hash_ids([rec.id for rec in records]), self.lines_written)
-            worker.append(_pieces(lines, vectors, mask))
             self._account(records)
             return WriteResult(written=len(records), duplicates=duplicates)
         elif mask is None:
@@ -221,11 +222,12 @@ class VmigSink(Sink):
         else:
             lines = [encode_record(rec, vectors[i] if mask[i] else None) for i, rec in enumerate(records)]
             self.dims[int(vectors.shape[1])] += int(mask.sum())
+        blob = b"".join(lines)
+        if worker is not None and not self._through(worker, [(blob, None, None)]):  # a batch without vectors
+            return self.write(batch)
         duplicates = self._remember(_hash_ids([rec.id for rec in records]), self.lines_written)
         self._account(records)
-        blob = b"".join(lines)
-        if worker is not None:  # a batch without vectors
-            worker.append([(blob, None, None)])
+        if worker is not None:
             return WriteResult(written=len(records), duplicates=duplicates)
         if self.compress:
             blob = gzip.compress(blob, mtime=0)  # one gzip member per batch: concatenated members are valid gzip
@@ -251,22 +253,30 @@ class VmigSink(Sink):
 
     def _hand_over(self, data: AppendFile) -> None:
         """From now on a worker process appends the batches (see :mod:`vexrun.vmig.encproc`): this process's
-        file is made durable and closed, and the worker takes it over at its committed length. When the worker
-        was not asked for by name and cannot start (a script run without ``if __name__ == "__main__":``, which a
-        new process runs again), this process goes on writing, and says so."""
-        from ...errors import VexrunError
-
+        file is made durable and closed, and the worker takes it over at its committed length."""
         assert self.lock is not None
         data.sync()
         data.close()
+        self.data = EncodeWorker(str(self.partial), data.size, compress=self.compress, lock_fd=self.lock.fileno())
+
+    def _through(self, worker: EncodeWorker, pieces: Iterable[tuple[bytes, Any, Any]]) -> bool:
+        """Append a batch through the worker: True once it is durable. False when the worker was not asked for
+        by name and never started (a script run without ``if __name__ == "__main__":``, which a new process
+        runs again): this process then writes the file to the end (and says so), the batch first."""
+        from ...errors import VexrunError
+
         try:
-            self.data = EncodeWorker(str(self.partial), data.size, compress=self.compress, lock_fd=self.lock.fileno())
+            worker.append(pieces)
         except VexrunError as exc:
-            if self.cfg.write_worker:
+            if worker.opened or self.cfg.write_worker:
                 raise
+            committed = worker.size
+            worker.close()
             self.no_worker = True
             self.ctx.info(f"{self.path}: written in the run's own process ({exc})")
-            self.data = AppendFile(self.partial, data.size)
+            self.data = AppendFile(self.partial, committed)
+            return False
+        return True
 
     @_os_errors
     def write_edges(self, edges: list[Edge]) -> None:
