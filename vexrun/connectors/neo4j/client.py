@@ -217,6 +217,21 @@ class Store:
         rows = self.read("CALL db.labels() YIELD label RETURN label", {}, "listing labels")
         return any(r.get("label") == self.cfg.label for r in rows)
 
+    def has_relationships(self) -> bool:
+        """False only when the database lists no relationship type at all (then no node has an edge to read);
+        True when it lists one, or cannot say."""
+        import neo4j
+
+        try:
+            result = self.api.execute_query(
+                "CALL db.relationshipTypes() YIELD relationshipType RETURN relationshipType LIMIT 1",
+                database_=self.cfg.database,
+                routing_=neo4j.RoutingControl.READ,
+            )
+        except Exception:  # noqa: BLE001 - a server without the procedure: read the edges batch by batch
+            return True
+        return bool(result.records)
+
     def meta(self) -> dict[str, Any]:
         rows = self.read(
             f"MATCH (n:{quote(META_LABEL)} {{label: $label}}) RETURN properties(n) AS p",

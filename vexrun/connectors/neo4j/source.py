@@ -47,12 +47,16 @@ class Neo4jSource(Source):
         self.read = 0
         self.edges = 0
         self.expected: int | None = None
+        #: the database has relationships of some type: each batch's are read with it
+        self.any_edges = True
 
     def open(self) -> None:
         self.store.open()
         if not self.store.has_label():
             self.store.close()
             raise InvalidInput(f"neo4j at {self.store.where} has no nodes labelled {self.cfg.label}")
+        # a graph of nodes only (a store of memories without their graph) asks for no relationships batch by batch
+        self.any_edges = self.store.has_relationships()
 
     def identity(self) -> str:
         ns = f"#{self.cfg.namespace}" if self.cfg.namespace is not None else ""
@@ -82,7 +86,7 @@ class Neo4jSource(Source):
                 got += len(rows)
                 ids = [str(r["id"]) for r in rows]
                 batch = nodes_to_batch([r["p"] for r in rows], self.cfg)
-                batch.edges = self._edges(ids)
+                batch.edges = self._edges(ids) if self.any_edges else []
                 after = ids[-1]
                 total += len(rows)
                 self.read += len(rows)
