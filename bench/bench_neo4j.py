@@ -7,14 +7,15 @@ Neo4j server runs on these machines) and the floors of the official ``neo4j`` dr
 - read floor: one streamed ``MATCH (m:Label) RETURN properties(m)`` of every node (the driver's own paging);
 - ``vexrun run`` of a .vmig.jsonl → neo4j import and a neo4j → .vmig.jsonl export of the same data.
 
-    python bench/bench_neo4j.py                    # 10,000 records x 384-d
-    python bench/bench_neo4j.py --records 20000
+    python bench/bench_neo4j.py                    # 100,000 records x 384-d (~2 minutes)
+    python bench/bench_neo4j.py --records 10000
     python bench/bench_neo4j.py --repeat 2         # rounds, interleaved (the fastest of each counts)
 
-Float lists are slow over Bolt here: the driver packs and unpacks them in pure Python (neo4j-rust-ext is not
-installed) and ArcadeDB decodes them slowly, so a 384-d record costs ~4 ms to write; the default N is small, and
-both sides of each comparison pay the same cost. vexrun's figures are whole processes (start-up, imports, the
-plan: 2-4 s here; the neo4j driver alone imports pandas) with ``run.verify: off``; the floors time their loop
+Float lists cost most of the time over Bolt: the ``neo4j`` extra installs neo4j-rust-ext, Neo4j's Rust packstream
+for the driver (without it the driver packs and unpacks them in pure Python: ~4 ms a 384-d record written here,
+~0.35 ms with it), and both sides of each comparison use the same driver. vexrun's figures are whole processes
+(start-up, imports, the plan: ~1 s here; the neo4j driver alone imports pandas) with ``run.verify: off``; the floors
+time their loop
 only. Each step runs in its own process
 (``vexrun.testing.rss.measure``): its peak RSS is its own, the server's is not counted. Target (issue 12): an
 import or export takes at most 1.25x the slower of its source's read floor and its sink's write floor.
@@ -169,14 +170,14 @@ def bench(n: int, dims: int, work: Path, batch: int, server: service.Neo4jHandle
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, action="append", help="records (repeatable; default 10000)")
+    parser.add_argument("--records", type=int, action="append", help="records (repeatable; default 100000)")
     parser.add_argument("--dims", type=int, default=384)
     parser.add_argument("--batch", type=int, default=500, help="vexrun's run.batch_size, and the floor's batch")
     parser.add_argument("--dir", type=Path, default=None, help="where the data goes (default: a temp dir)")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of measurements (the fastest of each counts)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vexrun-bench-neo4j-", dir=args.dir))
-    for n in args.records or [10_000]:
+    for n in args.records or [100_000]:
         server = service.start(work / f"server-{n}", heap="2g")
         print(f"ArcadeDB (Bolt): ready in {server.startup_s:.2f} s")
         try:
