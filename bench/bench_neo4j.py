@@ -15,9 +15,8 @@ Float lists cost most of the time over Bolt: the ``neo4j`` extra installs neo4j-
 for the driver (without it the driver packs and unpacks them in pure Python: ~4 ms a 384-d record written here,
 ~0.35 ms with it), and both sides of each comparison use the same driver. vexrun's figures are whole processes
 (start-up, imports, the plan: ~1 s here; the neo4j driver alone imports pandas) with ``run.verify: off``; the floors
-time their loop
-only. Each step runs in its own process
-(``vexrun.testing.rss.measure``): its peak RSS is its own, the server's is not counted. Target (issue 12): an
+time their loop only. Each step runs in its own process (``vexrun.testing.rss.measure``): its peak RSS is its own,
+the server's is not counted. Target (issue 12): an
 import or export takes at most 1.25x the slower of its source's read floor and its sink's write floor.
 """
 
