@@ -81,6 +81,15 @@ def _write(tmp: Path, name: str, batches: list[Batch], **cfg: Any) -> bytes:
     return (tmp / name).read_bytes()
 
 
+def _worker_sink(tmp: Path) -> tuple[VmigSink, vmig_file.EncodeWorker]:
+    """A sink forced onto its writer process, one batch written through it (close it when done)."""
+    sink = VmigSink(VmigSinkConfig(path="out.vmig.jsonl", write_worker=True), RunContext(state_dir=tmp, recipe_dir=tmp))
+    sink.open(None)
+    sink.write(_batches()[0])
+    assert isinstance(sink.data, vmig_file.EncodeWorker) and sink.data.proc.pid is not None
+    return sink, sink.data
+
+
 def test_a_line_with_its_hole_filled_is_the_serial_encoders_line() -> None:
     rec = Record(id='a,"vector":null,b', text='x,"vector":null,y', metadata={"vector": None})
     vec = np.array([0.1, -2.5e-8, 3.0, 1e30], dtype=np.float32)
@@ -165,13 +174,8 @@ def test_a_record_that_cannot_be_encoded_fails_as_in_the_serial_sink(tmp_path: P
 
 
 def test_a_dead_worker_is_one_clear_error(tmp_path: Path) -> None:
-    ctx = RunContext(state_dir=tmp_path, recipe_dir=tmp_path)
-    sink = VmigSink(VmigSinkConfig(path="out.vmig.jsonl", write_worker=True), ctx)
-    sink.open(None)
+    sink, worker = _worker_sink(tmp_path)
     try:
-        sink.write(_batches()[0])
-        worker = sink.data
-        assert isinstance(worker, vmig_file.EncodeWorker)
         os.kill(worker.proc.pid, signal.SIGKILL)  # type: ignore[arg-type]
         worker.proc.join(5)
         with pytest.raises(Exception, match=r"out\.vmig\.jsonl\.partial: the writer process stopped unexpectedly"):
@@ -185,14 +189,9 @@ def test_a_full_disk_in_the_worker_is_the_serial_sinks_error(tmp_path: Path) -> 
     naming the partial file and the output, as from the serial sink; what was committed stays."""
     import resource
 
-    ctx = RunContext(state_dir=tmp_path, recipe_dir=tmp_path)
-    sink = VmigSink(VmigSinkConfig(path="out.vmig.jsonl", write_worker=True), ctx)
-    sink.open(None)
+    sink, worker = _worker_sink(tmp_path)
     try:
-        sink.write(_batches()[0])
         size = sink.state()["bytes"]
-        worker = sink.data
-        assert isinstance(worker, vmig_file.EncodeWorker) and worker.proc.pid is not None
         _, hard = resource.prlimit(worker.proc.pid, resource.RLIMIT_FSIZE)
         resource.prlimit(worker.proc.pid, resource.RLIMIT_FSIZE, (size + 10, hard))  # Python ignores SIGXFSZ
         with pytest.raises(
@@ -206,17 +205,12 @@ def test_a_full_disk_in_the_worker_is_the_serial_sinks_error(tmp_path: Path) -> 
 
 
 def test_the_worker_holds_the_outputs_lock_while_it_lives(tmp_path: Path) -> None:
-    ctx = RunContext(state_dir=tmp_path, recipe_dir=tmp_path)
-    sink = VmigSink(VmigSinkConfig(path="out.vmig.jsonl", write_worker=True), ctx)
-    sink.open(None)
-    sink.write(_batches()[0])
-    worker = sink.data
-    assert isinstance(worker, vmig_file.EncodeWorker)
+    sink, _ = _worker_sink(tmp_path)
     # this process lets go of its own descriptor, as a killed run would: the worker's copy still holds the lock
     assert sink.lock is not None
     os.close(sink.lock.fileno())
     sink.lock._fd = None
-    other = VmigSink(VmigSinkConfig(path="out.vmig.jsonl"), ctx)
+    other = VmigSink(VmigSinkConfig(path="out.vmig.jsonl"), sink.ctx)
     with pytest.raises(LockHeld):
         other.open(None)
     sink.close()  # the worker exits: the lock is free

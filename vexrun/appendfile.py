@@ -19,7 +19,20 @@ import blake3
 
 from .errors import LockHeld, UsageError
 
-__all__ = ["AppendFile", "OutputLock"]
+__all__ = ["AppendFile", "OutputLock", "writable_parent"]
+
+
+def writable_parent(path: Path, output: str) -> Path:
+    """The directory ``path`` will be written in, or its first existing ancestor (where it would be made); a
+    UsageError naming it and ``output`` (the recipe's path) when it is no writable directory."""
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # the first existing ancestor is where the directory would be made
+    if not parent.is_dir():
+        raise UsageError(f"{parent}: not a directory (for the output {output})")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{parent}: not writable (for the output {output})")
+    return parent
 
 
 class OutputLock:

@@ -138,11 +138,9 @@ def _serve(conn: Connection, data_in: Connection, path: str, committed: int, com
     """The worker: append each batch sent on ``data_in`` to ``path`` (cut back to ``committed`` bytes first),
     and say on ``conn`` when it is durable."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from ..appendfile import AppendFile
-
     lock = reduction.recv_handle(conn)  # a copy of the run's lock on the output: held while this process lives
     try:
-        out = _open(conn, AppendFile, path, committed)
+        out = _open(conn, path, committed)
         if out is None:
             return
         app = _Appender(out)
@@ -179,9 +177,12 @@ def _serve(conn: Connection, data_in: Connection, path: str, committed: int, com
         os.close(lock)
 
 
-def _open(conn: Connection, cls: Any, path: str, committed: int) -> Any:
+def _open(conn: Connection, path: str, committed: int) -> Any:
+    """The partial file, cut back to ``committed`` bytes (an AppendFile); None once its error was sent."""
+    from ..appendfile import AppendFile
+
     try:
-        out = cls(Path(path), committed)
+        out = AppendFile(Path(path), committed)
     except OSError as exc:
         conn.send_bytes(orjson.dumps(["oserror", exc.errno, exc.strerror, exc.filename]))
         return None

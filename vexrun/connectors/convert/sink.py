@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ...appendfile import OutputLock
+from ...appendfile import OutputLock, writable_parent
 from ...convert import FORMATS, Options, convert_file, resolve_format, split_paths
 from ...errors import UsageError
 from ...vmig.batch import Batch
@@ -111,13 +111,7 @@ class ConvertSink(Sink):
         return str(self.path)
 
     def check(self) -> str:
-        parent = self.path.parent
-        while not parent.exists() and parent != parent.parent:
-            parent = parent.parent  # the first existing ancestor is where the directory would be made
-        if not parent.is_dir():
-            raise UsageError(f"{parent}: not a directory (for the output {self.cfg.path})")
-        if not os.access(parent, os.W_OK):
-            raise UsageError(f"{parent}: not writable (for the output {self.cfg.path})")
+        writable_parent(self.path, self.cfg.path)
         names = ", ".join(p.name for p in self.outputs)
         return f"{self.path.parent}: directory writable (for {names}, {self.format.name} examples)"
 

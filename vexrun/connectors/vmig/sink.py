@@ -16,7 +16,7 @@ import numpy as np
 import orjson
 from pydantic import Field
 
-from ...appendfile import AppendFile, OutputLock
+from ...appendfile import AppendFile, OutputLock, writable_parent
 from ...errors import UsageError
 from ...ids import IdIndex, id_hashes
 from ...vmig.batch import Batch
@@ -132,13 +132,7 @@ class VmigSink(Sink):
         return str(self.path)
 
     def check(self) -> str:
-        parent = self.path.parent
-        while not parent.exists() and parent != parent.parent:
-            parent = parent.parent  # the first existing ancestor is where the directory would be made
-        if not parent.is_dir():
-            raise UsageError(f"{parent}: not a directory (for the output {self.cfg.path})")
-        if not os.access(parent, os.W_OK):
-            raise UsageError(f"{parent}: not writable (for the output {self.cfg.path})")
+        writable_parent(self.path, self.cfg.path)
         return f"{self.path}: directory writable" + (
             " (the file exists and will be replaced)" if self.path.exists() else ""
         )
