@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from vexrun.ids import IdIndex, id_hashes
+from vexrun.ids import IdIndex, IdSet, id_hashes
 from vexrun.vmig import Record, VmigWriter, read_batches
 
 #: batches of 4: batch 2 repeats r5 inside itself, batch 3 repeats r2 from batch 1
@@ -174,6 +174,20 @@ def test_id_index_memory_is_16_bytes_a_record() -> None:
     again = id_hashes(f"record-{i}".encode() for i in range(0, n, 1000))
     old, _ = index.upsert(again, np.arange(n, n + len(again)))
     assert sorted(old.tolist()) == list(range(0, n, 1000))
+
+
+def test_id_set_counts_what_id_index_counts_in_8_bytes_a_record() -> None:
+    rng = np.random.default_rng(3)
+    index, ids = IdIndex(), IdSet()
+    written = 0
+    for size in (1, 7, 1000, 3, 4096, 500, 2):  # levels of every size merge
+        names = [f"r{i}" for i in rng.integers(0, 3000, size)]  # repeats within and across calls
+        keys = id_hashes(x.encode() for x in names)
+        old, _ = index.upsert(keys, np.arange(written, written + size))
+        assert ids.add(keys) == len(old)
+        written += size
+    assert len(ids) == len(index) and ids.nbytes == 8 * len(ids)
+    assert ids.add(np.empty(0, dtype=np.uint64)) == 0
 
 
 def test_the_local_store_counts_duplicates_across_a_resume(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 Also the one rule for an id written twice in a run, whatever the target: **the last write wins**, as an
 upsert would have it. :class:`IdIndex` is how file targets (which append) apply it across batches: it remembers
-every id a run wrote, as a 64-bit hash with the line it went to, in 16 bytes a record.
+every id a run wrote, as a 64-bit hash with the line it went to, in 16 bytes a record; :class:`IdSet` is the
+same without the lines (8 bytes a record), for targets that only need to know whether an id came before.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import blake3
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["DUPLICATES_RULE", "NAMESPACE", "IdIndex", "content_hash", "id_hashes", "record_id", "uuid_for"]
+__all__ = ["DUPLICATES_RULE", "NAMESPACE", "IdIndex", "IdSet", "content_hash", "id_hashes", "record_id", "uuid_for"]
 
 #: How every target treats an id written again in the same run, in the words the run report uses.
 DUPLICATES_RULE = "last write wins"
@@ -125,3 +126,50 @@ class IdIndex:
             big_keys, big_vals = levels.pop()
             at = np.searchsorted(big_keys, small_keys)
             levels.append((np.insert(big_keys, at, small_keys), np.insert(big_vals, at, small_vals)))
+
+
+class IdSet:
+    """The ids a run wrote, as 64-bit hashes only: sorted ``uint64`` levels merged as :class:`IdIndex`'s are,
+    8 bytes a record (a store target that upserts by id needs no more: 8 MB a million records, not 16)."""
+
+    RATIO = IdIndex.RATIO
+
+    def __init__(self) -> None:
+        self._levels: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return sum(len(keys) for keys in self._levels)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(keys.nbytes for keys in self._levels)
+
+    def add(self, keys: np.ndarray) -> int:
+        """Add the hashes of ``keys``; returns how many of them were there before (written earlier, or repeated
+        within ``keys``): :meth:`IdIndex.upsert`'s count of replaced values."""
+        import numpy as np
+
+        keys = np.asarray(keys, dtype=np.uint64)
+        new = np.unique(keys)  # sorted: the searches of one batch walk the same paths of each level
+        before = len(keys) - len(new)
+        for have in self._levels:
+            if not len(new):
+                break
+            pos = np.minimum(np.searchsorted(have, new), len(have) - 1)
+            hit = have[pos] == new
+            if hit.any():
+                before += int(hit.sum())
+                new = new[~hit]
+        if len(new):
+            self._levels.append(new)  # a new array (np.unique), never a caller's
+            self._compact()
+        return before
+
+    def _compact(self) -> None:
+        import numpy as np
+
+        levels = self._levels
+        while len(levels) > 1 and len(levels[-2]) < self.RATIO * len(levels[-1]):
+            small = levels.pop()
+            big = levels.pop()
+            levels.append(np.insert(big, np.searchsorted(big, small), small))

@@ -2,7 +2,7 @@
 
 While it is open the sink holds ``<store>.lock`` (:class:`~vexrun.appendfile.OutputLock`): a second run writing
 the same store is refused. An id written again in the same run replaces the earlier record (the upsert: the
-last write wins, as in every target); the sink counts those duplicates with an :class:`~vexrun.ids.IdIndex`
+last write wins, as in every target); the sink counts those duplicates with an :class:`~vexrun.ids.IdSet`
 of the ids the run wrote, whose hashes it also appends to ``ids-<hash of the store path>.bin`` in the
 recipe's state directory (8 bytes a record, cut back to the committed length on resume and read back into
 the index), so a resumed run counts what an uninterrupted one counts.
@@ -22,7 +22,7 @@ from pydantic import Field
 
 from ...appendfile import OutputLock
 from ...errors import ConnectError, InvalidInput, UsageError
-from ...ids import IdIndex, id_hashes
+from ...ids import IdSet, id_hashes
 from ...vmig.batch import Batch
 from ..base import Edge, PluginConfig, RunContext, Sink, WriteResult
 from .schema import RECORD_COLUMNS, dumps, now, open_store, read_meta, transaction, write_meta
@@ -86,7 +86,7 @@ class SqliteSink(Sink):
         self.records = 0
         self.edges = 0
         self.lock: OutputLock | None = None
-        self.index = IdIndex()
+        self.index = IdSet()
         self.ids_log: Any = None
         #: a write connection for :meth:`delete` after :meth:`connect` (no run's lock, no id log)
         self.editor: sqlite3.Connection | None = None
@@ -126,7 +126,7 @@ class SqliteSink(Sink):
         that is missing or shorter than committed (a checkpoint from before it; a power loss) starts over."""
         path = self.ids_path
         committed = (state or {}).get("ids_bytes")
-        self.index = IdIndex()
+        self.index = IdSet()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if committed is None or not path.exists() or path.stat().st_size < int(committed):
@@ -141,7 +141,7 @@ class SqliteSink(Sink):
         step = 1 << 20
         for at in range(0, len(keys), step):
             part = keys[at : at + step]
-            self.index.upsert(part, np.zeros(len(part), dtype=np.int64))
+            self.index.add(part)
 
     def prepare(self, dims: int | None, model: str | None, metric: str = "cosine") -> None:
         if metric != "cosine":
@@ -240,7 +240,7 @@ class SqliteSink(Sink):
                 conn.executemany(_UPSERT, rows)
                 self._learn(batch, rows)
             hashes = id_hashes(row[0].encode("utf-8", "surrogatepass") for row in rows)
-            duplicates = len(self.index.upsert(hashes, np.zeros(len(hashes), dtype=np.int64))[0])
+            duplicates = self.index.add(hashes)
             self.ids_log.write(hashes.astype("<u8").tobytes())
             self.ids_log.flush()
         self.records += len(rows)
