@@ -128,6 +128,8 @@ def test_ledger_last_write_wins_across_batches(tmp_path: Path, monkeypatch: pyte
     assert all(last[rid] == ns for rid, ns in led.smallest("t", 25))
     kept = [r.id for r, _ in led.sample("t", 1000)]
     assert kept == [rid for rid in by_hash if rid in set(kept)] and 0 < len(kept) < len(last)
+    parts = list(led.sample_chunks("t", 1000, chunk=64))
+    assert max(map(len, parts)) == 64 and [r.id for part in parts for r, _ in part] == kept
     led.close()
     ro = Ledger.reader(tmp_path / "l.sqlite")
     assert ro.counts("t") == want

@@ -226,8 +226,21 @@ class Ledger:
 
     def sample(self, sink: str, k: int) -> list[tuple[Record, np.ndarray | None]]:
         """The ``k`` kept records with the smallest hashes."""
-        rows = self.db.execute("SELECT rec, vec FROM kept WHERE +sink = ? ORDER BY h LIMIT ?", (sink, k))
-        return [_item(rec, vec) for rec, vec in rows]
+        return [item for part in self.sample_chunks(sink, k) for item in part]
+
+    def sample_chunks(self, sink: str, k: int, chunk: int = 1000) -> Iterator[list[tuple[Record, np.ndarray | None]]]:
+        """:meth:`sample` in chunks, in the same order. Only the rowids are sorted: sorting the rows themselves
+        held all ``k`` of them, vectors and all, in SQLite's sorter (1% of a 1M-record run: ~25 MB)."""
+        query = "SELECT rowid FROM kept WHERE +sink = ? ORDER BY h LIMIT ?"
+        rowids = [r for (r,) in self.db.execute(query, (sink, k))]
+        for start in range(0, len(rowids), chunk):
+            part = rowids[start : start + chunk]
+            marks = ",".join("?" * len(part))
+            rows = {
+                r: (rec, vec)
+                for r, rec, vec in self.db.execute(f"SELECT rowid, rec, vec FROM kept WHERE rowid IN ({marks})", part)
+            }  # noqa: S608 - placeholders only
+            yield [_item(*rows[r]) for r in part]
 
     def kept(self, sink: str, chunk: int = 1000) -> Iterator[list[tuple[Record, np.ndarray | None]]]:
         """Every kept record, in chunks, in the order written (``full``: one pass over the table)."""

@@ -101,7 +101,8 @@ def reconcile(sink: Sink, caps: Capabilities | None, title: str, ledger: Ledger,
     diff = out.diff
     try:
         if mode == "sample":
-            _check(sink, caps, ledger.sample(title, sample_size(sample, total)), diff)
+            for items in ledger.sample_chunks(title, sample_size(sample, total), _CHUNK):
+                _check(sink, caps, items, diff)
         elif mode == "full":
             for items in ledger.kept(title):
                 _check(sink, caps, items, diff)
