@@ -3,7 +3,7 @@
 A table this run created (or found empty) is loaded by appends (``add``) of whole batches, the fast path;
 an id this run already wrote (the same id in two batches: the last write wins) sends that batch through
 ``merge_insert("id")`` instead, and so does every batch into a table that held records before the run.
-Which ids the run wrote is kept as 64-bit hashes in an :class:`~vexrun.ids.IdIndex`, logged to
+Which ids the run wrote is kept as 64-bit hashes in an :class:`~vexrun.ids.IdSet`, logged to
 ``lancedb-ids-<hash>.bin`` in the recipe's state directory (cut back to the committed length on resume).
 
 Resume: the checkpoint holds the table version after the last committed batch. An append-loaded table that
@@ -32,7 +32,8 @@ import numpy as np
 
 from ...appendfile import OutputLock
 from ...errors import InvalidInput, UsageError
-from ...ids import IdIndex, id_hashes
+from ...ids import IdSet, id_hashes
+from ...mallocarena import release_free_memory
 from ...vmig.batch import Batch
 from ..base import Hit, RunContext, Sink, WriteResult
 from .client import Store, sdk
@@ -69,7 +70,7 @@ class LanceDBSink(Sink):
         self.dims: int | None = None
         self.metric = "cosine"
         self.schema: pa.Schema | None = None
-        self.index = IdIndex()
+        self.index = IdSet()
         self.ids_log: Any = None
 
     def identity(self) -> str:
@@ -102,7 +103,7 @@ class LanceDBSink(Sink):
             for part in tbl.search().select(["id"]).to_batches(65536):
                 ids = part.column(0).to_pylist()
                 hashes = id_hashes(rid.encode("utf-8", "surrogatepass") for rid in ids)
-                self.index.upsert(hashes, np.zeros(len(hashes), dtype=np.int64))
+                self.index.add(hashes)
                 self.ids_log.write(hashes.astype("<u8").tobytes())
             self.ids_log.flush()
 
@@ -130,7 +131,7 @@ class LanceDBSink(Sink):
         """The index of the ids this run wrote: empty on a fresh run, read back from the log on resume."""
         path = self.ids_path
         committed = (state or {}).get("ids_bytes")
-        self.index = IdIndex()
+        self.index = IdSet()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if committed is None or not path.exists() or path.stat().st_size < int(committed):
@@ -145,7 +146,7 @@ class LanceDBSink(Sink):
         step = 1 << 20
         for at in range(0, len(keys), step):
             part = keys[at : at + step]
-            self.index.upsert(part, np.zeros(len(part), dtype=np.int64))
+            self.index.add(part)
 
     def prepare(self, dims: int | None, model: str | None, metric: str = "cosine") -> None:
         store, cfg = self.store, self.cfg
@@ -215,9 +216,9 @@ class LanceDBSink(Sink):
         if enc.table is None:
             return WriteResult(0, enc.rejected, enc.duplicates)
         hashes = id_hashes(rid.encode("utf-8", "surrogatepass") for rid in enc.ids)
-        replaced, _ = self.index.upsert(hashes, np.zeros(len(hashes), dtype=np.int64))
+        again = self.index.add(hashes)
         tbl = store.table
-        if self.append and not len(replaced):
+        if self.append and not again:
             result = store.call("adding records", tbl.add, enc.table)
         else:
             # a hash join over the id column: the BTREE index's lookups slow down with every batch (the rows
@@ -233,7 +234,7 @@ class LanceDBSink(Sink):
             raise UsageError(f"{self.ids_path}: cannot write the run's id log ({exc.strerror or exc})") from None
         written = len(enc.rows) + enc.duplicates
         self.records += written
-        return WriteResult(written=written, rejected=enc.rejected, duplicates=len(replaced) + enc.duplicates)
+        return WriteResult(written=written, rejected=enc.rejected, duplicates=again + enc.duplicates)
 
     def state(self) -> dict[str, Any]:
         return {
@@ -249,7 +250,7 @@ class LanceDBSink(Sink):
         if tbl is None:
             return
         rows = int(store.call("counting rows", tbl.count_rows))
-        self.index = IdIndex()  # no write follows: its memory (16 bytes a record) is better spent on compaction
+        self.index = IdSet()  # no write follows: its memory (8 bytes a record) is better spent on compaction
         if self.cfg.optimize:
             # a table this run loaded holds only the run's own steps as older versions: drop them (their
             # fragments would keep a second copy of the data on disk for the default seven days)
@@ -257,8 +258,10 @@ class LanceDBSink(Sink):
             with warnings.catch_warnings():  # that this drops every older version is the point (see above)
                 warnings.filterwarnings("ignore", message=r"optimize\(cleanup_older_than=0\)", category=UserWarning)
                 store.call("compacting the table", tbl.optimize, cleanup_older_than=older)
+            release_free_memory()  # what compaction freed, before the index build peaks in turn
         if rows:
             self._indexes(tbl, rows)
+            release_free_memory()
         self.version = int(tbl.version)
 
     def _indexes(self, tbl: Any, rows: int) -> None:
