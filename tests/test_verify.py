@@ -278,3 +278,62 @@ def _ctx(tmp: Path) -> Any:
     from vexrun.connectors.base import RunContext
 
     return RunContext(state_dir=tmp / "state", recipe_dir=tmp)
+
+
+def test_full_compares_digests_and_reads_the_ledgers_copy_only_where_they_differ(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run.verify: full`` on a float32 store checks each record read back against the digests the ledger kept;
+    only records whose digests differ are compared with the ledger's copy, which finds the reason and applies
+    the comparison's tolerances (a vector 1 ulp off, an integer given back as a float are equal)."""
+    from vexrun.build import build_sink
+    from vexrun.connectors.base import RunContext
+    from vexrun.registry import resolve
+    from vexrun.stages.base import StageSpec
+    from vexrun.verify.reconcile import reconcile
+
+    _write(tmp_path / "in.vmig.jsonl")
+    recipe = _recipe(tmp_path, {"type": "sqlite", "path": "out.db"}, verify="full")
+    code, out, _ = vx(capsys, "run", str(recipe), "--json", "--progress", "none")
+    fig = json.loads(out)["verify"]["target (sqlite)"]
+    assert code == 0 and fig["checked"] == fig["equal"] == N
+    db = sqlite3.connect(tmp_path / "out.db")
+    vec = np.frombuffer(db.execute("SELECT vector FROM records WHERE id = 'mem-0002'").fetchone()[0], "<f4").copy()
+    vec[3] = np.nextafter(vec[3], np.float32(np.inf))
+    with db:
+        db.execute("UPDATE records SET text = 'rewritten' WHERE id = 'mem-0001'")
+        db.execute("UPDATE records SET vector = ? WHERE id = 'mem-0002'", (vec.tobytes(),))
+        db.execute("UPDATE records SET vector = ? WHERE id = 'mem-0004'", ((vec * 2).tobytes(),))
+        db.execute("UPDATE records SET metadata = json_set(metadata, '$.i', 5.0) WHERE id = 'mem-0005'")
+        db.execute("DELETE FROM records WHERE id = 'mem-0006'")
+        db.execute("UPDATE records SET namespace = 'alpha' WHERE id = 'mem-0007'")
+    db.close()
+
+    (path,) = tmp_path.glob(".vexrun/state/*/ledger.sqlite")
+    led = Ledger.reader(path)
+    assert led.has_digests("target (sqlite)")
+    asked: list[str] = []
+    kept_items = Ledger.kept_items
+
+    def spy(self: Ledger, sink: str, ids: list[str]) -> Any:
+        asked.extend(ids)
+        return kept_items(self, sink, ids)
+
+    monkeypatch.setattr(Ledger, "kept_items", spy)
+    spec = resolve("sink", "sqlite")
+    st = StageSpec("sink", "t", {}, role="sink", config=spec.config_model()(path=str(tmp_path / "out.db")), plugin=spec)
+    sink = build_sink(st, RunContext(state_dir=tmp_path, recipe_dir=tmp_path))
+    sink.connect()
+    try:
+        result = reconcile(sink, spec.capabilities, "target (sqlite)", led, "full", 1000)
+    finally:
+        sink.close()
+        led.close()
+    assert sorted(asked) == ["mem-0001", "mem-0002", "mem-0004", "mem-0005", "mem-0007"]
+    d = result.diff
+    assert d.checked == N and d.equal == N - 4 and d.missing_ids == ["mem-0006"]
+    assert sorted(d.changed_ids) == [
+        ("mem-0001", "text differs"),
+        ("mem-0004", "vector differs"),
+        ("mem-0007", "namespace is 'alpha', expected 'beta'"),
+    ]

@@ -91,14 +91,14 @@ class Diff:
     def ok(self) -> bool:
         return not (self.missing or self.extra or self.changed)
 
-    def _ns(self, namespace: str | None, kind: str) -> None:
+    def _ns(self, namespace: str | None, kind: str, n: int = 1) -> None:
         slot = self.namespaces.setdefault(namespace or "", {})
-        slot[kind] = slot.get(kind, 0) + 1
+        slot[kind] = slot.get(kind, 0) + n
 
-    def add_equal(self, namespace: str | None) -> None:
-        self.checked += 1
-        self.equal += 1
-        self._ns(namespace, "equal")
+    def add_equal(self, namespace: str | None, n: int = 1) -> None:
+        self.checked += n
+        self.equal += n
+        self._ns(namespace, "equal", n)
 
     def add_missing(self, rid: str, namespace: str | None) -> None:
         self.checked += 1

@@ -29,6 +29,7 @@ import numpy as np
 from ..ids import id_hashes
 from ..vmig.batch import Batch
 from ..vmig.model import Record
+from .digest import content_digest, vector_sums
 
 __all__ = ["Ledger", "keep_fraction", "sample_size"]
 
@@ -58,6 +59,12 @@ CREATE TABLE IF NOT EXISTS batches (
     names BLOB NOT NULL,
     ns BLOB NOT NULL,
     h BLOB NOT NULL,
+    PRIMARY KEY (sink, batch)
+);
+CREATE TABLE IF NOT EXISTS digests (
+    sink TEXT NOT NULL,
+    batch INTEGER NOT NULL,
+    d BLOB NOT NULL,
     PRIMARY KEY (sink, batch)
 );
 """
@@ -129,12 +136,14 @@ class Ledger:
             with self.db:
                 self.db.execute("BEGIN")
                 self.db.execute("DELETE FROM batches WHERE batch > ?", (resume_batches,))
+                self.db.execute("DELETE FROM digests WHERE batch > ?", (resume_batches,))
                 self.db.execute("DELETE FROM kept WHERE batch > ?", (resume_batches,))
         else:
             self.keep = keep
             with self.db:
                 self.db.execute("BEGIN")
                 self.db.execute("DELETE FROM batches")
+                self.db.execute("DELETE FROM digests")
                 self.db.execute("DELETE FROM kept")
                 self.db.executemany(
                     "INSERT OR REPLACE INTO meta VALUES (?, ?)",
@@ -170,9 +179,12 @@ class Ledger:
                 h = int(hashes[j]) - _OFFSET
                 kept.append((sink, rec.id, rec.namespace or "", batch_no, h, _ENC.encode(rec), vec_blob))
         row = (sink, batch_no, _ENC.encode(ids), _ENC.encode(list(codes)), ns.tobytes(), hashes.tobytes())
+        digests = _digests(batch, records, refused) if self.keep >= 1.0 else None
         with self.db:
             self.db.execute("BEGIN")
             self.db.execute("INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, ?, ?)", row)
+            if digests is not None:
+                self.db.execute("INSERT OR REPLACE INTO digests VALUES (?, ?, ?)", (sink, batch_no, digests))
             if kept:
                 self.db.executemany("INSERT OR REPLACE INTO kept VALUES (?, ?, ?, ?, ?, ?, ?)", kept)
         self._counts.pop(sink, None)
@@ -251,6 +263,20 @@ class Ledger:
     def ids(self, sink: str, namespace: str | None = None, chunk: int = 1000) -> Iterator[list[tuple[str, str]]]:
         """Every (id, namespace) written (its last write), in chunks in the order written, optionally of one
         namespace. Holds one byte a write (which writes stand), for as long as it runs."""
+        stands = self._stands(sink, namespace)
+        names = self._names.get(sink, [])
+        out: list[tuple[str, str]] = []
+        for at, ids, codes in self._id_lists(sink, None):
+            for j in np.flatnonzero(stands[at : at + len(ids)]).tolist():
+                out.append((ids[j], names[codes[j]]))
+            while len(out) >= chunk:
+                yield out[:chunk]
+                out = out[chunk:]
+        if out:
+            yield out
+
+    def _stands(self, sink: str, namespace: str | None = None) -> np.ndarray:
+        """One bool a write: whether it is the last write of its id (optionally, of an id of ``namespace``)."""
         stands = np.zeros(0, dtype=bool)
         for part in self._passes(sink):
             names = self._names.get(sink, [])
@@ -262,16 +288,42 @@ class Ledger:
                 code = names.index(namespace) if namespace in names else -1
                 picked = picked[part.codes == code]
             stands[picked] = True
+        return stands
+
+    def has_digests(self, sink: str) -> bool:
+        """Whether every batch of ``sink`` has its digests (a ``full`` run's; not a ledger of an older layout)."""
+        q = "SELECT (SELECT COUNT(*) FROM batches WHERE sink = ?) = (SELECT COUNT(*) FROM digests WHERE sink = ?)"
+        return bool(self.db.execute(q, (sink, sink)).fetchone()[0])
+
+    def digests(self, sink: str, chunk: int = 1000) -> Iterator[list[tuple[str, str, int, int]]]:
+        """(id, namespace, content digest, vector sum) of every id's last write, in chunks in the order written
+        (:mod:`vexrun.verify.digest`; see :meth:`has_digests`)."""
+        stands = self._stands(sink)
         names = self._names.get(sink, [])
-        out: list[tuple[str, str]] = []
-        for at, ids, codes in self._id_lists(sink, None):
-            for j in np.flatnonzero(stands[at : at + len(ids)]).tolist():
-                out.append((ids[j], names[codes[j]]))
+        codes_of: dict[str, int] = {name: i for i, name in enumerate(names)}
+        out: list[tuple[str, str, int, int]] = []
+        q = "SELECT b.ids, d.d FROM batches b JOIN digests d USING (sink, batch) WHERE b.sink = ? AND b.batch = ?"
+        for batch_no, at, h, codes in self._rows(sink, codes_of):
+            ids_blob, d_blob = self.db.execute(q, (sink, batch_no)).fetchone()
+            ids = _STRS.decode(ids_blob)
+            d = np.frombuffer(d_blob, dtype="<u8").reshape(-1, 2)
+            for j in np.flatnonzero(stands[at : at + len(h)]).tolist():
+                out.append((ids[j], names[codes[j]], int(d[j, 0]), int(d[j, 1])))
             while len(out) >= chunk:
                 yield out[:chunk]
                 out = out[chunk:]
         if out:
             yield out
+
+    def kept_items(self, sink: str, ids: list[str]) -> dict[str, tuple[Record, np.ndarray | None]]:
+        """The kept records of ``ids`` (by the UNIQUE index on (sink, id))."""
+        found: dict[str, tuple[Record, np.ndarray | None]] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            q = f"SELECT id, rec, vec FROM kept WHERE sink = ? AND id IN ({','.join('?' * len(part))})"  # noqa: S608
+            for rid, rec, vec in self.db.execute(q, (sink, *part)):
+                found[rid] = _item(rec, vec)
+        return found
 
     def smallest(self, sink: str, k: int) -> list[tuple[str, str]]:
         """The ``k`` distinct ids (with their namespaces) of ``sink`` with the smallest hashes."""
@@ -304,6 +356,16 @@ class Ledger:
                     continue
             row = self.db.execute("SELECT ids FROM batches WHERE sink = ? AND batch = ?", (sink, batch_no)).fetchone()
             yield at, _STRS.decode(row[0]), codes
+
+
+def _digests(batch: Batch, records: list[Record], refused: set[str] | frozenset[str]) -> bytes:
+    """The (content digest, vector sum) of each of ``records`` (``batch``'s, less the refused), 16 bytes each."""
+    sums = vector_sums(batch)
+    if refused:
+        keep = np.fromiter((r.id not in refused for r in batch.records), dtype=bool, count=len(batch.records))
+        sums = sums[keep]
+    d = np.fromiter(map(content_digest, records), dtype=np.uint64, count=len(records))
+    return np.stack([d, sums], axis=1).astype("<u8").tobytes()
 
 
 def _item(rec: bytes, vec: bytes | None) -> tuple[Record, np.ndarray | None]:
