@@ -4,6 +4,9 @@ the same run.
     python bench/bench_lancedb.py                          # 100k records × 384-d
     python bench/bench_lancedb.py --records 100000 --records 1000000 --dir /tmp
                                                            # RSS flat from 100k to 1M (1M: ~3 GB of disk)
+    python3.11 -m venv /tmp/lean && /tmp/lean/bin/pip install -e '.[lancedb]'
+    python bench/bench_lancedb.py --python /tmp/lean/bin/python
+                                                           # what a user with only the lancedb extra runs
 
 Floors (each in its own process, data prepared before the clock starts):
 - write: bare ``tbl.add()`` of Arrow tables in vexrun's layout (id, float32 fixed-size-list vector, text,
@@ -20,6 +23,10 @@ table and builds the BTREE index on id; the time of that step alone is printed a
 slower of its source's read floor and its sink's write floor (issue 12's target), and its peak RSS
 (``vexrun.testing.rss.measure``: the process and its reader workers) with 300 MB; across sizes the RSS should
 stay flat.
+
+``--python``: the interpreter every step runs with (default: this one). In an environment with every extra,
+pandas is installed (pymilvus requires it) and pyarrow imports it on its first conversion (+35-49 MB in the run's
+process); an environment with only ``vexrun[lancedb]`` has no pandas.
 """
 
 from __future__ import annotations
@@ -208,8 +215,11 @@ def main() -> None:
     parser.add_argument("--records", type=int, action="append", help="records (repeatable; default 100000)")
     parser.add_argument("--dims", type=int, default=384)
     parser.add_argument("--batch", type=int, default=2000, help="run.batch_size, and the floor's batch size")
+    parser.add_argument("--python", default=sys.executable, help="the interpreter to run every step with")
     parser.add_argument("--dir", type=Path, default=None, help="where the data and the tables go (default: a temp dir)")
     args = parser.parse_args()
+    global PY
+    PY = args.python
     work = Path(tempfile.mkdtemp(prefix="vexrun-bench-lancedb-", dir=args.dir))
     ok = True
     peaks: list[tuple[int, float, float]] = []
