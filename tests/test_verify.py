@@ -337,3 +337,15 @@ def test_full_compares_digests_and_reads_the_ledgers_copy_only_where_they_differ
         ("mem-0004", "vector differs"),
         ("mem-0007", "namespace is 'alpha', expected 'beta'"),
     ]
+
+
+def test_only_a_full_ledger_keeps_digests(tmp_path: Path) -> None:
+    """``sample`` keeps every record of a small run too, but only ``full`` checks digests: only it pays for them."""
+    batch = Batch(records=[Record(id=i, text=i) for i in "abc"], vectors=np.ones((3, 4), np.float32))
+    for digests in (False, True):
+        led = Ledger(tmp_path / f"{digests}.sqlite", run_id=1, keep=1.0, resume_batches=None, digests=digests)
+        led.add("t", 1, batch, {"b"})
+        assert led.has_digests("t") is digests
+        if digests:
+            assert [(rid, ns) for rows in led.digests("t") for rid, ns, _, _ in rows] == [("a", ""), ("c", "")]
+        led.close()

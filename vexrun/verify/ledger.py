@@ -111,9 +111,19 @@ class _Pass:
 
 class Ledger:
     def __init__(
-        self, path: Path, *, run_id: int, keep: float, resume_batches: int | None, readonly: bool = False
+        self,
+        path: Path,
+        *,
+        run_id: int,
+        keep: float,
+        resume_batches: int | None,
+        readonly: bool = False,
+        digests: bool = False,
     ) -> None:
+        """``keep``: the share of records whose copy is kept; ``digests``: keep each record's digests too (for
+        ``run.verify: full``, whose check compares them: :mod:`vexrun.verify.digest`)."""
         self.path = path
+        self.digesting = digests
         self._counts: dict[str, dict[str, int]] = {}
         self._names: dict[str, list[str]] = {}
         if readonly:
@@ -179,7 +189,7 @@ class Ledger:
                 h = int(hashes[j]) - _OFFSET
                 kept.append((sink, rec.id, rec.namespace or "", batch_no, h, _ENC.encode(rec), vec_blob))
         row = (sink, batch_no, _ENC.encode(ids), _ENC.encode(list(codes)), ns.tobytes(), hashes.tobytes())
-        digests = _digests(batch, records, refused) if self.keep >= 1.0 else None
+        digests = _digests(batch, records, refused) if self.digesting else None
         with self.db:
             self.db.execute("BEGIN")
             self.db.execute("INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, ?, ?)", row)
