@@ -257,11 +257,8 @@ class Ledger:
         rowids = [r for (r,) in self.db.execute(query, (sink, k))]
         for start in range(0, len(rowids), chunk):
             part = rowids[start : start + chunk]
-            marks = ",".join("?" * len(part))
-            rows = {
-                r: (rec, vec)
-                for r, rec, vec in self.db.execute(f"SELECT rowid, rec, vec FROM kept WHERE rowid IN ({marks})", part)
-            }  # noqa: S608 - placeholders only
+            q = f"SELECT rowid, rec, vec FROM kept WHERE rowid IN ({','.join('?' * len(part))})"  # noqa: S608
+            rows = {r: (rec, vec) for r, rec, vec in self.db.execute(q, part)}
             yield [_item(*rows[r]) for r in part]
 
     def kept(self, sink: str, chunk: int = 1000) -> Iterator[list[tuple[Record, np.ndarray | None]]]:
