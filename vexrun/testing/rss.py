@@ -11,15 +11,20 @@ command's own peak.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
 
-__all__ = ["Measured", "measure"]
+__all__ = ["Measured", "measure", "tree_cpu_s"]
 
 _RUNNER = r"""
-import json, os, subprocess, sys, threading, time
+import ctypes, json, os, resource, subprocess, sys, threading, time
 PAGE = os.sysconf("SC_PAGE_SIZE")
+try:  # PR_SET_CHILD_SUBREAPER: processes the command leaves behind come back to this one, not to init
+    subreaper = ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0
+except (OSError, AttributeError):
+    subreaper = False
 
 def tree_rss(root):
     kids = {}
@@ -64,11 +69,26 @@ with p.stdout, p.stderr:
     for t in ts: t.start()
     for t in ts: t.join()
 _, status, usage = os.wait4(p.pid, 0)
+wall = time.perf_counter() - t0
 done.set()
 sampler.join()
 p.returncode = os.waitstatus_to_exitcode(status)
 own = usage.ru_maxrss / 1024
-sys.stdout.write(json.dumps({"code": p.returncode, "wall": time.perf_counter() - t0,
+# the command's processes left behind (a forkserver, workers) were handed to this process: reap them, so that
+# the CPU time of every process the command started is in RUSAGE_CHILDREN
+deadline, reaped_all = time.monotonic() + 5.0, subreaper
+while subreaper:
+    try:
+        if os.waitpid(-1, os.WNOHANG)[0] == 0:
+            if time.monotonic() > deadline:
+                reaped_all = False
+                break
+            time.sleep(0.01)
+    except ChildProcessError:
+        break
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = kids.ru_utime + kids.ru_stime if reaped_all else None
+sys.stdout.write(json.dumps({"code": p.returncode, "wall": wall, "cpu_s": cpu,
                              "rss_mb": max(own, peak[0] / 2**20), "own_mb": own,
                              "out": chunks["out"].decode("utf-8", "replace"),
                              "err": chunks["err"].decode("utf-8", "replace")}))
@@ -85,12 +105,41 @@ class Measured:
     err: str
     #: peak RSS of the command alone (MB)
     own_mb: float = 0.0
+    #: CPU seconds (user + system) of the command and every process it started, on all cores; None where
+    #: they could not all be counted (not Linux, or a process it started outlived it by 5 s)
+    cpu_s: float | None = None
 
 
 def measure(cmd: list[str], *, cwd: str | None = None, env: dict[str, str] | None = None) -> Measured:
-    """Run ``cmd``; return its exit code, wall time, peak RSS (MB, with its child processes) and output."""
+    """Run ``cmd``; return its exit code, wall time, peak RSS (MB, with its child processes), CPU time and output."""
     proc = subprocess.run([sys.executable, "-c", _RUNNER, *cmd], capture_output=True, cwd=cwd, env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"measuring {cmd[:3]} failed: {proc.stderr.decode(errors='replace')[-500:]}")
     data = json.loads(proc.stdout)
-    return Measured(data["code"], data["wall"], data["rss_mb"], data["out"], data["err"], data["own_mb"])
+    return Measured(data["code"], data["wall"], data["rss_mb"], data["out"], data["err"], data["own_mb"], data["cpu_s"])
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) that the process ``pid`` and its descendants have used so far, those that
+    exited and were reaped included (a server's finished backends): the difference of two readings is what a
+    server did in between. Linux only."""
+    tick = os.sysconf("SC_CLK_TCK")
+    kids: dict[int, list[int]] = {}
+    stats: dict[int, list[bytes]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            stats[int(d)] = fields
+            kids.setdefault(int(fields[1]), []).append(int(d))
+    total, todo = 0, [pid]
+    while todo:
+        at = todo.pop()
+        fields = stats.get(at)
+        if fields is not None:  # utime, stime, cutime, cstime: fields 14-17 of stat, 11-14 after the name
+            total += sum(int(x) for x in fields[11:15])
+        todo.extend(kids.get(at, ()))
+    return total / tick
