@@ -138,8 +138,8 @@ def tree_cpu_s(pid: int) -> float:
     total, todo = 0, [pid]
     while todo:
         at = todo.pop()
-        fields = stats.get(at)
-        if fields is not None:  # utime, stime, cutime, cstime: fields 14-17 of stat, 11-14 after the name
-            total += sum(int(x) for x in fields[11:15])
+        mine = stats.get(at)
+        if mine is not None:  # utime, stime, cutime, cstime: fields 14-17 of stat, 11-14 after the name
+            total += sum(int(x) for x in mine[11:15])
         todo.extend(kids.get(at, ()))
     return total / tick
