@@ -6,9 +6,14 @@ becomes an item. psycopg and langgraph are imported only when a connector runs."
 
 from __future__ import annotations
 
-from .config import LanggraphPostgresSinkConfig, LanggraphPostgresSourceConfig
-from .sink import LanggraphPostgresSink
-from .source import LanggraphPostgresSource
+from typing import TYPE_CHECKING
+
+from ...lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .config import LanggraphPostgresSinkConfig, LanggraphPostgresSourceConfig
+    from .sink import LanggraphPostgresSink
+    from .source import LanggraphPostgresSource
 
 __all__ = [
     "LanggraphPostgresSink",
@@ -16,3 +21,14 @@ __all__ = [
     "LanggraphPostgresSource",
     "LanggraphPostgresSourceConfig",
 ]
+
+# the sink and source modules are imported when a run uses them, not when the plugins are listed
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "LanggraphPostgresSinkConfig": ".config",
+        "LanggraphPostgresSourceConfig": ".config",
+        "LanggraphPostgresSink": ".sink",
+        "LanggraphPostgresSource": ".source",
+    },
+)

@@ -4,8 +4,24 @@ field round-trips, :mod:`.server` for ``dsn: embedded``. psycopg is imported onl
 
 from __future__ import annotations
 
-from .config import PgvectorSinkConfig, PgvectorSourceConfig
-from .sink import PgvectorSink
-from .source import PgvectorSource
+from typing import TYPE_CHECKING
+
+from ...lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .config import PgvectorSinkConfig, PgvectorSourceConfig
+    from .sink import PgvectorSink
+    from .source import PgvectorSource
 
 __all__ = ["PgvectorSink", "PgvectorSinkConfig", "PgvectorSource", "PgvectorSourceConfig"]
+
+# the sink and source modules are imported when a run uses them, not when the plugins are listed
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "PgvectorSinkConfig": ".config",
+        "PgvectorSourceConfig": ".config",
+        "PgvectorSink": ".sink",
+        "PgvectorSource": ".source",
+    },
+)
