@@ -167,6 +167,56 @@ def test_ledger_keeps_the_last_write_of_each_id_and_starts_a_previous_layout_aga
     db.close()
 
 
+def test_a_ledger_of_unknown_size_lowers_its_share_and_keeps_the_same_sample(tmp_path: Path) -> None:
+    """A run whose size is unknown (a file without its sidecar, an export) starts keeping every record and lowers
+    the share as it grows: it ends keeping about what a share chosen knowing the size keeps, its sample is the
+    one a ledger keeping everything gives, and a resume picks the share up where it was."""
+    rng = np.random.default_rng(3)
+    batches = []
+    for b in range(40):
+        recs = [Record(id=f"r{b}-{i}-{rng.integers(1 << 30)}", text=str(i)) for i in range(500)]
+        batches.append(Batch(records=recs, vectors=np.ones((500, 4), np.float32), has_vector=np.ones(500, bool)))
+    every = Ledger(tmp_path / "every.sqlite", run_id=1, keep=1.0, resume_batches=None)
+    grown = Ledger(tmp_path / "grown.sqlite", run_id=1, keep=1.0, resume_batches=None, shrink=200)
+    for no, batch in enumerate(batches[:25], 1):
+        every.add("t", no, batch)
+        grown.add("t", no, batch)
+    assert 0.02 <= grown.keep < 0.04 * 1.5  # need after 12,500 records: max(2%, 400 / 12,500) = 3.2%
+    grown.add("t", 26, batches[25])  # a batch the checkpoint never committed
+    grown.close()
+    resumed = Ledger(tmp_path / "grown.sqlite", run_id=1, keep=1.0, resume_batches=25, shrink=200)
+    assert resumed.keep < 0.04 * 1.5
+    for no, batch in enumerate(batches[25:], 26):
+        every.add("t", no, batch)
+        resumed.add("t", no, batch)
+    total = 40 * 500
+    kept = resumed.db.execute("SELECT COUNT(*) FROM kept").fetchone()[0]
+    assert 0.02 <= resumed.keep < 0.04 and kept <= 0.04 * total * 1.2, (resumed.keep, kept)
+    k = sample_size(200, total)
+    assert kept >= k
+    assert [r.id for r, _ in resumed.sample("t", k)] == [r.id for r, _ in every.sample("t", k)]
+    assert sum(resumed.counts("t").values()) == total
+    every.close()
+    resumed.close()
+
+
+def test_a_sample_run_of_a_file_without_its_sidecar_keeps_a_share(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write(tmp_path / "in.vmig.jsonl", 6000)
+    (tmp_path / "in.vmig.jsonl.meta.json").unlink()  # the size is unknown before the run reads the file
+    memory.reset("verify-unknown-size")
+    recipe = _recipe(tmp_path, {"type": "memory", "name": "verify-unknown-size"}, verify="sample")
+    code, out, _ = vx(capsys, "run", str(recipe), "--json", "--progress", "none")
+    assert code == 0, out
+    summary = json.loads(out)
+    assert summary["verify"]["target (memory)"]["checked"] == 1000
+    db = sqlite3.connect(Path(summary["state_dir"]) / "ledger.sqlite")
+    kept = db.execute("SELECT COUNT(*) FROM kept").fetchone()[0]
+    db.close()
+    assert 1000 <= kept <= 3000, kept  # a share of max(2%, 2,000 / 6,000): 2,000 expected; it was all 6,000
+
+
 @pytest.mark.parametrize("mode", ["sample", "count", "full"])
 def test_run_verifies_its_target(tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: str) -> None:
     _write(tmp_path / "in.vmig.jsonl")

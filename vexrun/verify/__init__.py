@@ -35,6 +35,7 @@ def open_ledger(
         state_dir / "ledger.sqlite",
         run_id=run_id,
         keep=keep_fraction(mode, sample, estimate),
+        shrink=sample if mode == "sample" and not (estimate and estimate > 0) else None,
         digests=mode == "full",
         resume_batches=resumed_at,
     )

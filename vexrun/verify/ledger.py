@@ -79,7 +79,8 @@ _STRS = msgspec.msgpack.Decoder(list[str])
 
 def keep_fraction(mode: str, sample: int, estimate: int | None) -> float:
     """The share of records whose content the ledger keeps: all for ``full``, none for ``count``/``off``, and
-    for ``sample`` twice what a sample of ``max(sample, 1%)`` needs (all when the size is unknown or small)."""
+    for ``sample`` twice what a sample of ``max(sample, 1%)`` needs (all of a small run; all at first when the size
+    is unknown, the share then lowered as the run grows: ``Ledger(shrink=…)``)."""
     if mode == "full":
         return 1.0
     if mode != "sample":
@@ -87,6 +88,11 @@ def keep_fraction(mode: str, sample: int, estimate: int | None) -> float:
     if not estimate or estimate <= 0:
         return 1.0
     return min(1.0, 2.0 * max(sample / estimate, 0.01))
+
+
+def _cut(keep: float) -> int:
+    """The largest hash a share ``keep`` of the records keeps (-1: none)."""
+    return min(int(min(keep, 1.0) * (2**64 - 1)), 2**64 - 1) if keep > 0 else -1
 
 
 def sample_size(sample: int, total: int) -> int:
@@ -119,11 +125,17 @@ class Ledger:
         resume_batches: int | None,
         readonly: bool = False,
         digests: bool = False,
+        shrink: int | None = None,
     ) -> None:
         """``keep``: the share of records whose copy is kept; ``digests``: keep each record's digests too (for
-        ``run.verify: full``, whose check compares them: :mod:`vexrun.verify.digest`)."""
+        ``run.verify: full``, whose check compares them: :mod:`vexrun.verify.digest`); ``shrink``: the run's size
+        is unknown and its ``sample`` check reads ``shrink`` records or 1%: the share starts at ``keep`` and is
+        lowered as records come (:meth:`_shrunk`), never below what that sample needs."""
         self.path = path
         self.digesting = digests
+        self._shrink = shrink
+        #: records added per sink (for ``shrink``)
+        self._seen: dict[str, int] = {}
         self._counts: dict[str, dict[str, int]] = {}
         self._names: dict[str, list[str]] = {}
         if readonly:
@@ -159,7 +171,10 @@ class Ledger:
                     "INSERT OR REPLACE INTO meta VALUES (?, ?)",
                     [("run", str(run_id)), ("keep", repr(keep)), ("layout", LAYOUT)],
                 )
-        self._cut = min(int(min(keep, 1.0) * (2**64 - 1)), 2**64 - 1) if keep > 0 else -1
+        self._cut = _cut(self.keep)
+        if shrink is not None:
+            rows = self.db.execute("SELECT sink, SUM(length(h)) / 8 FROM batches GROUP BY sink").fetchall()
+            self._seen = {sink: int(n) for sink, n in rows}
 
     @classmethod
     def reader(cls, path: Path) -> Ledger:
@@ -178,6 +193,7 @@ class Ledger:
         hashes = id_hashes(_SEED + i.encode("utf-8", "surrogatepass") for i in ids)
         codes: dict[str, int] = {}
         ns = np.fromiter((codes.setdefault(r.namespace or "", len(codes)) for r in records), np.uint32, len(records))
+        shrunk = self._shrunk(sink, len(records))
         kept: list[tuple[Any, ...]] = []
         if self._cut >= 0:
             where = np.flatnonzero(hashes <= np.uint64(self._cut))
@@ -197,7 +213,26 @@ class Ledger:
                 self.db.execute("INSERT OR REPLACE INTO digests VALUES (?, ?, ?)", (sink, batch_no, digests))
             if kept:
                 self.db.executemany("INSERT OR REPLACE INTO kept VALUES (?, ?, ?, ?, ?, ?, ?)", kept)
+            if shrunk:  # the share went down: the copies above the new cut go, with this batch
+                self.db.execute("DELETE FROM kept WHERE h > ?", (self._cut - _OFFSET,))
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('keep', ?)", (repr(self.keep),))
         self._counts.pop(sink, None)
+
+    def _shrunk(self, sink: str, added: int) -> bool:
+        """Lower the share kept when the run has grown past twice what it needs (``shrink``): a run of unknown
+        size started keeping everything, and a 100k-record run kept 100k copies and vectors (+25% to a LanceDB
+        import). The share needed after ``n`` records, ``max(2%, 2 × shrink / n)``, only goes down as ``n``
+        grows, and a sample is the records of the smallest hashes: those under the lowered cut are all still
+        there, so the run keeps what a share chosen at the start, knowing the size, would have kept."""
+        if self._shrink is None:
+            return False
+        self._seen[sink] = self._seen.get(sink, 0) + added
+        seen = min(self._seen.values())
+        need = min(1.0, max(0.02, 2.0 * self._shrink / seen))
+        if self.keep < 2 * need:
+            return False
+        self.keep, self._cut = need, _cut(need)
+        return True
 
     def _rows(self, sink: str, names: dict[str, int]) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
         """(batch number, position of its first write, hashes, namespace codes in ``names``) of each batch row."""
