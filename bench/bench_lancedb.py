@@ -41,7 +41,7 @@ from pathlib import Path
 
 import yaml
 
-from vexrun.testing.rss import measure
+from vexrun.testing.rss import cpu_budget, measure
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -57,9 +57,9 @@ write_synthetic(sys.argv[1], int(sys.argv[2]), dims=int(sys.argv[3]), seed=7)
 VMIG_READ = """
 import json, sys, time
 from vexrun.vmig import read_batches
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 n = sum(len(b) for b in read_batches(sys.argv[1], batch_size=1000))
-print(json.dumps({"n": n, "s": time.perf_counter() - t}))
+print(json.dumps({"n": n, "s": time.perf_counter() - t, "cpu": time.process_time() - c}))
 """
 
 VMIG_WRITE = """
@@ -67,11 +67,11 @@ import json, sys, time
 from vexrun.testing.data import synthetic_batches
 from vexrun.vmig import VmigWriter
 batches = list(synthetic_batches(int(sys.argv[2]), dims=int(sys.argv[3]), seed=7))
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 with VmigWriter(sys.argv[1], source_store="synthetic") as w:
     for b in batches:
         w.write_batch(b)
-print(json.dumps({"n": sum(len(b) for b in batches), "s": time.perf_counter() - t}))
+print(json.dumps({"n": sum(len(b) for b in batches), "s": time.perf_counter() - t, "cpu": time.process_time() - c}))
 """
 
 # The write floor: the .vmig.jsonl file read and turned into Arrow tables first, then only tbl.add() is timed.
@@ -97,24 +97,24 @@ for b in read_batches(src, batch_size=batch):
     }
     tables.append(pa.table(cols))
 db = lancedb.connect(db_path)
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 tbl = db.create_table("floor", schema=tables[0].schema, storage_options={"new_table_data_storage_version": "legacy"})
 for table in tables:
     tbl.add(table)
-s = time.perf_counter() - t
-print(json.dumps({"n": tbl.count_rows(), "s": s}))
+s, cpu = time.perf_counter() - t, time.process_time() - c
+print(json.dumps({"n": tbl.count_rows(), "s": s, "cpu": cpu}))
 """
 
 LANCE_READ = """
 import json, os, sys, time
 os.environ.setdefault("LANCEDB_LOG", "error")
 import lancedb
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 tbl = lancedb.connect(sys.argv[1]).open_table(sys.argv[2])
 n = 0
 for b in tbl.search().to_batches(int(sys.argv[3])):
     n += b.num_rows
-print(json.dumps({"n": n, "s": time.perf_counter() - t}))
+print(json.dumps({"n": n, "s": time.perf_counter() - t, "cpu": time.process_time() - c}))
 """
 
 FINALIZE = """
@@ -123,10 +123,10 @@ os.environ.setdefault("LANCEDB_LOG", "error")
 import lancedb
 from lancedb.index import BTree
 tbl = lancedb.connect(sys.argv[1]).open_table(sys.argv[2])
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 tbl.optimize()
 tbl.create_index("id", config=BTree())
-print(json.dumps({"n": tbl.count_rows(), "s": time.perf_counter() - t}))
+print(json.dumps({"n": tbl.count_rows(), "s": time.perf_counter() - t, "cpu": time.process_time() - c}))
 """
 
 
@@ -143,7 +143,7 @@ def vexrun_run(recipe: Path) -> tuple[float, float, dict[str, object]]:
     m = measure(cmd, cwd=str(ROOT), env=env)
     if m.code != 0:
         raise SystemExit(f"vexrun run {recipe.name} failed ({m.code}):\n{(m.out + m.err)[-3000:]}")
-    return m.wall, m.rss_mb, json.loads(m.out)
+    return m.wall, m.rss_mb, {**json.loads(m.out), "cpu": m.cpu_s}
 
 
 def write_recipe(path: Path, source: dict[str, object], target: dict[str, object], batch: int) -> Path:
@@ -198,6 +198,7 @@ def bench(n: int, dims: int, work: Path, batch: int) -> tuple[bool, float, float
     assert summary["counts"]["source"]["read"] == n, summary  # type: ignore[index]
     print(f"  import vmig → lancedb (+ finalize)   {rate(n, wall)}  peak RSS {rss_imp:5.0f} MB")
     ok &= verdict("import", wall, max(vr["s"], w["s"]), rss_imp)
+    print(f"    import: {cpu_budget(max(vr['s'], w['s']), vr['cpu'] + w['cpu'], TARGET, summary['cpu'])}")  # type: ignore[arg-type]
     source = {"type": "lancedb", "path": str(db), "table": "imported"}
     exp = write_recipe(work / "export.yaml", source, {"type": "vmig", "path": "out.vmig.jsonl"}, batch)
     wall, rss_exp, summary = vexrun_run(exp)
@@ -205,6 +206,7 @@ def bench(n: int, dims: int, work: Path, batch: int) -> tuple[bool, float, float
     (work / "out.vmig.jsonl").unlink(missing_ok=True)
     print(f"  export lancedb → vmig                {rate(n, wall)}  peak RSS {rss_exp:5.0f} MB")
     ok &= verdict("export", wall, max(r["s"], vw["s"]), rss_exp)
+    print(f"    export: {cpu_budget(max(r['s'], vw['s']), r['cpu'] + vw['cpu'], TARGET, summary['cpu'])}")  # type: ignore[arg-type]
     data.unlink(missing_ok=True)
     shutil.rmtree(db, ignore_errors=True)
     return ok, rss_imp, rss_exp

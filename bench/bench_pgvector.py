@@ -35,7 +35,7 @@ from pathlib import Path
 
 import yaml
 
-from vexrun.testing.rss import measure, tree_cpu_s
+from vexrun.testing.rss import cpu_budget, measure, tree_cpu_s
 from vexrun.testing.services import postgres as service
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -228,7 +228,6 @@ print(json.dumps({"s": s}))
 REPEAT = 2
 #: the server's postmaster, whose process tree's CPU time is read around each measurement (set in main)
 SERVER_PID: int | None = None
-CORES = os.cpu_count() or 1
 
 
 def server_cpu() -> float:
@@ -306,21 +305,8 @@ def verdict(
 
 
 def budget(name: str, floor: float, floors_cpu: float, target: float, summary: dict[str, object]) -> None:
-    """What this machine's cores allow: a run does at least the floors' work (the same parsing, encoding and
-    server work), and on ``CORES`` cores that takes at least ``floors_cpu / CORES`` seconds even when every
-    part overlaps perfectly. When that bound is above the target, no run doing the floors' work meets the
-    target here; the run's own CPU time shows how much work it adds to the floors'."""
-    bound = max(floor, floors_cpu / CORES)
     run_cpu, server = summary.get("cpu"), float(summary.get("server_cpu", 0.0))  # type: ignore[arg-type]
-    used = "(not counted)"
-    if isinstance(run_cpu, float):
-        used = f"{run_cpu + server:.2f} CPU-s ({run_cpu:.2f} in vexrun's processes, {server:.2f} in the server's)"
-    reach = "within reach" if bound <= target * floor else "NOT reachable on this machine"
-    print(
-        f"    {name}: the floors' work is {floors_cpu:.2f} CPU-s: on {CORES} core(s) at least {bound:.2f} s = "
-        f"{bound / floor:.2f}× the slower floor, so the target ({target}×, {target * floor:.2f} s) is {reach}; "
-        f"the run used {used}"
-    )
+    print(f"    {name}: {cpu_budget(floor, floors_cpu, target, run_cpu, server)}")  # type: ignore[arg-type]
 
 
 def bench(n: int, dims: int, batch: int, work: Path, handle: service.Handle, hnsw: bool) -> bool:

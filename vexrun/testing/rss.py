@@ -16,7 +16,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-__all__ = ["Measured", "measure", "tree_cpu_s"]
+__all__ = ["Measured", "cpu_budget", "measure", "tree_cpu_s"]
 
 _RUNNER = r"""
 import ctypes, json, os, resource, subprocess, sys, threading, time
@@ -143,3 +143,27 @@ def tree_cpu_s(pid: int) -> float:
             total += sum(int(x) for x in mine[11:15])
         todo.extend(kids.get(at, ()))
     return total / tick
+
+
+def cpu_budget(
+    floor_s: float, floors_cpu_s: float, target: float, run_cpu_s: float | None, server_cpu_s: float = 0.0
+) -> str:
+    """What this machine's cores allow a run against its floors, in words for a benchmark's output.
+
+    A run does at least the floors' work (the same parsing, encoding, the server's side), and on ``cores`` cores
+    that takes at least ``floors_cpu_s / cores`` seconds even when every part overlaps perfectly: when that is
+    above ``target`` times the slower floor (``floor_s``), no run doing the floors' work meets the target here.
+    The run's own CPU time (its processes', and the server's when there is one) shows what it adds."""
+    cores = os.cpu_count() or 1
+    bound = max(floor_s, floors_cpu_s / cores)
+    reach = "within reach" if bound <= target * floor_s else "NOT reachable on this machine"
+    used = "(not counted)"
+    if run_cpu_s is not None:
+        used = f"{run_cpu_s + server_cpu_s:.2f} CPU-s"
+        if server_cpu_s:
+            used += f" ({run_cpu_s:.2f} in vexrun's processes, {server_cpu_s:.2f} in the server's)"
+    return (
+        f"the floors' work is {floors_cpu_s:.2f} CPU-s: on {cores} core(s) at least {bound:.2f} s = "
+        f"{bound / floor_s:.2f}× the slower floor, so the target ({target}×, {target * floor_s:.2f} s) is {reach}; "
+        f"the run used {used}"
+    )
