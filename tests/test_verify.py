@@ -389,6 +389,30 @@ def test_full_compares_digests_and_reads_the_ledgers_copy_only_where_they_differ
     ]
 
 
+def test_full_takes_a_namespace_the_target_gave_for_the_digests_of_a_record_written_without_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records written without a namespace into a store that sets its own (``namespace:`` of the local store)
+    are equal (a namespace is only compared when one was written), and their digests say so: the ledger's copies
+    are never read."""
+    with VmigWriter(tmp_path / "in.vmig.jsonl") as w:
+        for i in range(300):
+            w.write(Record(id=f"m{i}", text=f"t{i}", metadata={"i": i}), np.full(8, i, dtype=np.float32))
+    asked: list[str] = []
+    kept_items = Ledger.kept_items
+
+    def spy(self: Ledger, sink: str, ids: list[str]) -> Any:
+        asked.extend(ids)
+        return kept_items(self, sink, ids)
+
+    monkeypatch.setattr(Ledger, "kept_items", spy)
+    recipe = _recipe(tmp_path, {"type": "sqlite", "path": "out.db", "namespace": "given"}, verify="full")
+    code, out, _ = vx(capsys, "run", str(recipe), "--json", "--progress", "none")
+    fig = json.loads(out)["verify"]["target (sqlite)"]
+    assert code == 0 and fig["checked"] == fig["equal"] == 300, fig
+    assert asked == []
+
+
 def test_only_a_full_ledger_keeps_digests(tmp_path: Path) -> None:
     """``sample`` keeps every record of a small run too, but only ``full`` checks digests: only it pays for them."""
     batch = Batch(records=[Record(id=i, text=i) for i in "abc"], vectors=np.ones((3, 4), np.float32))

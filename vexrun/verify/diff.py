@@ -70,7 +70,8 @@ def read_back(sink: Sink, caps: Capabilities | None, ids: Sequence[str], namespa
     """``sink.fetch`` by vexrun ids, decoded: the store's own ids are derived as the runner derives them
     (:func:`store_id` is idempotent, so a connector that maps ids itself gets the same key), and records come
     back with their original ids and metadata whether or not the connector decoded them."""
-    return from_store(sink.fetch([store_id(i, caps) for i in ids], namespace))
+    as_is = caps is None or (caps.ids == "any" and caps.max_id_bytes is None)  # store_id would return each id
+    return from_store(sink.fetch(list(ids) if as_is else [store_id(i, caps) for i in ids], namespace))
 
 
 @dataclass

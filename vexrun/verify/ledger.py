@@ -29,9 +29,9 @@ import numpy as np
 from ..ids import id_hashes
 from ..vmig.batch import Batch
 from ..vmig.model import Record
-from .digest import content_digest, vector_sums
+from .digest import content_digests, vector_sums
 
-__all__ = ["Ledger", "keep_fraction", "sample_size"]
+__all__ = ["DigestChunk", "Ledger", "keep_fraction", "sample_size"]
 
 #: the layout of the tables below; a ledger of another layout is started again
 LAYOUT = "3"
@@ -103,6 +103,29 @@ def sample_size(sample: int, total: int) -> int:
 #: distinct ids are told apart in passes over the ledger, each over the writes whose hash falls in its share, of
 #: about this many writes: 12 bytes a write, so memory stays flat however many records a run writes
 PASS_WRITES = 1 << 18
+
+
+@dataclass
+class DigestChunk:
+    """The digests of the last writes of some ids, as arrays (:meth:`Ledger.digests`)."""
+
+    ids: list[str]
+    #: each id's namespace, as an index into ``names`` ('' for none)
+    codes: np.ndarray
+    names: list[str]
+    #: content digests and vector sums, ``uint64``
+    content: np.ndarray
+    vsum: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __iter__(self) -> Iterator[tuple[str, str, int, int]]:
+        """(id, namespace, content digest, vector sum) of each id."""
+        for rid, code, c, v in zip(
+            self.ids, self.codes.tolist(), self.content.tolist(), self.vsum.tolist(), strict=True
+        ):
+            yield rid, self.names[code], c, v
 
 
 @dataclass
@@ -337,25 +360,35 @@ class Ledger:
         q = "SELECT (SELECT COUNT(*) FROM batches WHERE sink = ?) = (SELECT COUNT(*) FROM digests WHERE sink = ?)"
         return bool(self.db.execute(q, (sink, sink)).fetchone()[0])
 
-    def digests(self, sink: str, chunk: int = 1000) -> Iterator[list[tuple[str, str, int, int]]]:
-        """(id, namespace, content digest, vector sum) of every id's last write, in chunks in the order written
+    def digests(self, sink: str, chunk: int = 1000) -> Iterator[DigestChunk]:
+        """The digests of every id's last write, in chunks of ``chunk`` in the order written
         (:mod:`vexrun.verify.digest`; see :meth:`has_digests`)."""
         stands = self._stands(sink)
         names = self._names.get(sink, [])
         codes_of: dict[str, int] = {name: i for i, name in enumerate(names)}
-        out: list[tuple[str, str, int, int]] = []
+        ids: list[str] = []
+        codes: list[np.ndarray] = []
+        sums: list[np.ndarray] = []
         q = "SELECT b.ids, d.d FROM batches b JOIN digests d USING (sink, batch) WHERE b.sink = ? AND b.batch = ?"
-        for batch_no, at, h, codes in self._rows(sink, codes_of):
+        for batch_no, at, h, batch_codes in self._rows(sink, codes_of):
             ids_blob, d_blob = self.db.execute(q, (sink, batch_no)).fetchone()
-            ids = _STRS.decode(ids_blob)
-            d = np.frombuffer(d_blob, dtype="<u8").reshape(-1, 2)
-            for j in np.flatnonzero(stands[at : at + len(h)]).tolist():
-                out.append((ids[j], names[codes[j]], int(d[j, 0]), int(d[j, 1])))
-            while len(out) >= chunk:
-                yield out[:chunk]
-                out = out[chunk:]
-        if out:
-            yield out
+            batch_ids = _STRS.decode(ids_blob)
+            mine = np.flatnonzero(stands[at : at + len(h)])
+            ids.extend(batch_ids if len(mine) == len(batch_ids) else [batch_ids[j] for j in mine.tolist()])
+            codes.append(batch_codes[mine])
+            sums.append(np.frombuffer(d_blob, dtype="<u8").reshape(-1, 2)[mine])
+            if len(ids) >= chunk:
+                all_codes, all_sums = np.concatenate(codes), np.concatenate(sums)
+                cut = len(ids) - len(ids) % chunk
+                for at_ in range(0, cut, chunk):
+                    d = all_sums[at_ : at_ + chunk]
+                    yield DigestChunk(
+                        ids[at_ : at_ + chunk], all_codes[at_ : at_ + chunk], list(codes_of), d[:, 0], d[:, 1]
+                    )
+                ids, codes, sums = ids[cut:], [all_codes[cut:]], [all_sums[cut:]]
+        if ids:
+            d = np.concatenate(sums)
+            yield DigestChunk(ids, np.concatenate(codes), list(codes_of), d[:, 0], d[:, 1])
 
     def kept_items(self, sink: str, ids: list[str]) -> dict[str, tuple[Record, np.ndarray | None]]:
         """The kept records of ``ids`` (by the UNIQUE index on (sink, id))."""
@@ -406,7 +439,7 @@ def _digests(batch: Batch, records: list[Record], refused: set[str] | frozenset[
     if refused:
         keep = np.fromiter((r.id not in refused for r in batch.records), dtype=bool, count=len(batch.records))
         sums = sums[keep]
-    d = np.fromiter(map(content_digest, records), dtype=np.uint64, count=len(records))
+    d = content_digests(records)
     return np.stack([d, sums], axis=1).astype("<u8").tobytes()
 
 
