@@ -308,3 +308,21 @@ def test_every_store_is_wired_as_contributing_says() -> None:
                 assert spec.extra in extras and spec.extra in _in_all() and spec.extra in _makefile_extras(), spec
         kit = importlib.import_module(f"conformance.stores.{store}").KIT
         assert kit.name == specs[0].name, f"tests/conformance/stores/{store}.py: KIT.name is {kit.name!r}"
+
+
+@pytest.mark.parametrize("order", ["sorted", "reversed"])
+def test_the_recipe_schema_does_not_depend_on_the_order_plugins_are_imported(order: str) -> None:
+    """``typing`` caches ``Literal[...] | None`` with Literals compared as sets: two configs giving the same
+    choices in another order share whichever was built first, and the schema then depended on which plugin a
+    process imported first (since recipes import only their own plugins). Every order must give the file."""
+    code = (
+        "from vexrun.registry import plugins\n"
+        "kinds = ('source', 'sink', 'embedder')\n"
+        "specs = sorted((s for k in kinds for s in plugins(k).values()), key=lambda s: s.config)\n"
+        f"for spec in (specs if {order!r} == 'sorted' else specs[::-1]):\n"
+        "    spec.config_model()\n"
+        "from vexrun.schemas import render\n"
+        "import sys; sys.stdout.write(render('recipe.schema.json'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout == (ROOT / "schemas" / "recipe.schema.json").read_text()

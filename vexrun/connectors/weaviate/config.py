@@ -85,7 +85,7 @@ class WeaviateSinkConfig(WeaviateStoreConfig):
     object's UUID is the record id when it is a UUID, else a uuid5 of it; the id is kept in ``vexrun_id``."""
 
     namespace: str | None = Field(default=None, description="Set this namespace on records that have none.")
-    metric: Literal["cosine", "dot", "l2"] | None = Field(
+    metric: Literal["cosine", "l2", "dot"] | None = Field(
         default=None,
         description="Distance of a collection the sink creates (cosine, dot, or l2 = Weaviate's l2-squared); "
         "default the plan's metric. An existing collection with another distance is refused.",
