@@ -103,6 +103,8 @@ def _check(store: Running, sink: Sink, caps: Capabilities | None, recs: list[Rec
     beta = sum(1 for rec in recs if rec.namespace == "beta")
     assert sink.count() == n
     assert (sink.count("alpha"), sink.count("beta"), sink.count("nowhere")) == (alpha, beta, 0)
+    # what the verification asks (a store may count them in one pass)
+    assert sink.counts(["alpha", "beta", "nowhere"]) == (n, {"alpha": alpha, "beta": beta, "nowhere": 0})
     assert sink.namespaces() == ["alpha", "beta"]
 
     gone = [NASTY_IDS[0], NASTY_IDS[2], recs[-1].id]  # one keyed by a uuid5 in Qdrant, one long, one plain
@@ -110,6 +112,7 @@ def _check(store: Running, sink: Sink, caps: Capabilities | None, recs: list[Rec
     assert sink.delete([*gone, *MISSING[:2]]) == 3
     assert sink.count() == n - 3
     assert sink.count("alpha") == alpha - lost_alpha
+    assert sink.counts(["alpha"]) == (n - 3, {"alpha": alpha - lost_alpha})
     assert len(sink.fetch(gone)) == 0
     assert sink.delete(gone) == 0 and sink.delete(MISSING) == 0 and sink.delete([]) == 0
     # a namespace that does not hold the record deletes nothing

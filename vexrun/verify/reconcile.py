@@ -146,8 +146,7 @@ def reconcile(sink: Sink, caps: Capabilities | None, title: str, ledger: Ledger,
     t0 = time.perf_counter()
     out = Reconciled(target=title, mode=mode, expected=ledger.counts(title))
     try:
-        total_held = sink.count(None)
-        out.held = {ns: sink.count(ns) for ns in out.expected if ns}
+        total_held, out.held = sink.counts([ns for ns in out.expected if ns])
     except NotImplementedError as exc:
         out.verified, out.note = False, str(exc)
         return out

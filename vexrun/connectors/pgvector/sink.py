@@ -383,6 +383,11 @@ class PgvectorSink(Sink):
         reader, conn = self._reading()
         return reader.count(conn, namespace)
 
+    def counts(self, namespaces: Sequence[str]) -> tuple[int, dict[str, int]]:
+        reader, conn = self._reading()
+        per = reader.counts(conn)
+        return sum(per.values()), {ns: per.get(ns, 0) for ns in namespaces}
+
     def close(self) -> None:
         for conn in (self.conn, self.reader):
             if conn is not None:
