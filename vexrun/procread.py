@@ -16,7 +16,6 @@ here, with its message.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import pickle
 import queue
@@ -33,6 +32,7 @@ import msgspec
 from .errors import VexrunError
 from .vmig.batch import Batch, Reject
 from .vmig.model import Record
+from .vmig.workers import forkserver
 
 __all__ = ["CHUNK_BYTES", "MIN_BYTES", "ProcessReader", "read_batches_in_process"]
 
@@ -239,7 +239,7 @@ class ProcessReader:
         size = None if gz else p.stat().st_size
         jobs = self.jobs = 1 if gz else max(1, jobs)
         chunk_bytes, depth = (0, 2) if gz else _sizes(p, start[0], batch_size, chunk_bytes)
-        ctx = multiprocessing.get_context("forkserver")
+        ctx = forkserver()
         self.queues = [ctx.Queue(maxsize=depth) for _ in range(jobs)]
         alive, self.held = ctx.Pipe(duplex=False)  # the workers watch `alive`; `held` stays here until the end
         self.workers = [

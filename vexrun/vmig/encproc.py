@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import fcntl
 import gzip
-import multiprocessing
 import os
 import queue
 import signal
@@ -34,6 +33,7 @@ import numpy as np
 import orjson
 
 from ..errors import VexrunError
+from .workers import forkserver
 
 __all__ = ["HOLE", "EncodeWorker", "fill_vectors"]
 
@@ -209,7 +209,7 @@ class EncodeWorker:
 
     def __init__(self, path: str, committed: int, *, compress: bool, lock_fd: int) -> None:
         self.path = path
-        ctx = multiprocessing.get_context("forkserver")
+        ctx = forkserver()
         self.conn, child = ctx.Pipe(duplex=True)  # the lock's descriptor there, and the worker's answers back
         data_in, self.data_out = ctx.Pipe(duplex=False)  # the batches: a pipe, widened to hold a piece or more
         _widen(self.data_out)

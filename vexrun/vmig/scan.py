@@ -10,7 +10,6 @@ the findings cap and the duplicate detector's spill threshold, not by the file.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import time
 from collections import defaultdict, deque
@@ -26,6 +25,7 @@ from .dupes import DupDetector, hash_ids
 from .findings import Finding, make
 from .io import DECOMPRESS_ERRORS, DEFAULT_MAX_LINE_BYTES, check_readable, is_gzip, iter_lines, open_data
 from .stats import Stats
+from .workers import forkserver
 
 __all__ = ["ScanOptions", "ScanResult", "default_jobs", "scan_file", "scan_range"]
 
@@ -368,7 +368,7 @@ def scan_file(
             r = scan_range(str(p), start, end, opts, on_hashes=sink if dup is not None else None, progress=progress)
             _merge(total, r, dup, opts.max_findings)
     else:
-        ctx = multiprocessing.get_context("forkserver")
+        ctx = forkserver()
         with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
             pending: deque[tuple[Future[ChunkResult], int]] = deque()
             try:
