@@ -2,7 +2,7 @@
 ``full``, in the same run, and the time of ``full`` against a bare read of the target.
 
     python bench/bench_verify.py                      # 100k records, vmig → sqlite (the local store)
-    python bench/bench_verify.py --records 30000 --target memory
+    python bench/bench_verify.py --records 30000 --repeat 3
 
 Targets (issue 12): ``sample`` adds at most 5% to a 100k migration; ``full`` verification takes at most 1.3× a
 bare read of the target (its own source export of everything).

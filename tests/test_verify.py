@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sqlite3
@@ -423,3 +424,100 @@ def test_only_a_full_ledger_keeps_digests(tmp_path: Path) -> None:
         if digests:
             assert [(rid, ns) for rows in led.digests("t") for rid, ns, _, _ in rows] == [("a", ""), ("c", "")]
         led.close()
+
+
+def test_full_reads_a_target_in_write_order_in_one_pass_and_by_id_from_where_it_departs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``full`` on the local store reads it in ``seq`` order alongside the ledger's chunks (no id looked up
+    while each batch holds the chunk's ids); from the first batch that does not (here a deleted record), it reads
+    by id, and every difference is still found."""
+    from vexrun.build import build_sink
+    from vexrun.connectors.sqlite.sink import SqliteSink
+    from vexrun.registry import resolve
+    from vexrun.stages.base import StageSpec
+
+    reconcile_module = importlib.import_module("vexrun.verify.reconcile")  # the package's name is the function
+    asked: list[str] = []
+    fetch = SqliteSink.fetch
+
+    def spy(self: SqliteSink, ids: Any, namespace: str | None = None) -> Batch:
+        asked.extend(ids)
+        return fetch(self, ids, namespace)
+
+    monkeypatch.setattr(SqliteSink, "fetch", spy)
+    monkeypatch.setattr(reconcile_module, "_CHUNK", 100)
+    _write(tmp_path / "in.vmig.jsonl")
+    recipe = _recipe(tmp_path, {"type": "sqlite", "path": "out.db"}, verify="full")
+    code, out, _ = vx(capsys, "run", str(recipe), "--json", "--progress", "none")
+    fig = json.loads(out)["verify"]["target (sqlite)"]
+    assert code == 0 and fig["checked"] == fig["equal"] == N
+    assert asked == []  # the run's own check: one pass, no lookups
+
+    db = sqlite3.connect(tmp_path / "out.db")
+    with db:
+        db.execute("UPDATE records SET text = 'rewritten' WHERE id = 'mem-0150'")
+        db.execute("UPDATE records SET vector = zeroblob(64) WHERE id = 'mem-0420'")
+        db.execute("DELETE FROM records WHERE id = 'mem-0530'")
+    db.close()
+    (path,) = tmp_path.glob(".vexrun/state/*/ledger.sqlite")
+    led = Ledger.reader(path)
+    spec = resolve("sink", "sqlite")
+    st = StageSpec("sink", "t", {}, role="sink", config=spec.config_model()(path=str(tmp_path / "out.db")), plugin=spec)
+    sink = build_sink(st, _ctx(tmp_path))
+    sink.connect()
+    try:
+        result = reconcile_module.reconcile(sink, spec.capabilities, "target (sqlite)", led, "full", 1000)
+    finally:
+        sink.close()
+        led.close()
+    assert asked == [f"mem-{i:04d}" for i in range(500, 600)]  # the sixth chunk on, by id
+    d = result.diff
+    assert d.checked == N and d.equal == N - 3 and d.missing_ids == ["mem-0530"]
+    assert sorted(d.changed_ids) == [("mem-0150", "text differs"), ("mem-0420", "vector differs")]
+
+
+def test_full_of_a_target_that_held_other_records_first_reads_by_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's order is not the run's (another run's records come first): the one-pass read gives up at
+    its first batch and the run's records are looked up by id; the other records are not the run's business."""
+    from vexrun.connectors.sqlite.sink import SqliteSink
+
+    with VmigWriter(tmp_path / "other.vmig.jsonl") as w:
+        for i in range(50):
+            w.write(Record(id=f"other-{i}", text=f"o{i}", model="m16"), np.full(16, i, dtype=np.float32))
+    other = _recipe(tmp_path, {"type": "sqlite", "path": "out.db"}, verify="off")
+    other.write_text(other.read_text().replace("in.vmig.jsonl", "other.vmig.jsonl"))
+    assert vx(capsys, "run", str(other), "--progress", "none")[0] == 0
+    _write(tmp_path / "in.vmig.jsonl")
+    asked: list[str] = []
+    fetch = SqliteSink.fetch
+
+    def spy(self: SqliteSink, ids: Any, namespace: str | None = None) -> Batch:
+        asked.extend(ids)
+        return fetch(self, ids, namespace)
+
+    monkeypatch.setattr(SqliteSink, "fetch", spy)
+    recipe = _recipe(tmp_path, {"type": "sqlite", "path": "out.db"}, verify="full")
+    code, out, _ = vx(capsys, "run", str(recipe), "--json", "--progress", "none")
+    fig = json.loads(out)["verify"]["target (sqlite)"]
+    assert code == 0 and fig["checked"] == fig["equal"] == N and fig["held"][""] == N + 50, fig
+    assert sorted(asked) == [f"mem-{i:04d}" for i in range(N)]
+
+
+def test_in_order_accepts_the_same_ids_in_another_order_only() -> None:
+    from vexrun.verify.ledger import DigestChunk
+    from vexrun.verify.reconcile import _in_order
+
+    zeros = np.zeros(3, np.uint64)
+    rows = DigestChunk(["a", "b", "c"], np.zeros(3, np.int64), [""], zeros, zeros)
+
+    def got(*ids: str) -> Batch:
+        return Batch(records=[Record(id=i) for i in ids])
+
+    assert _in_order(rows, got("a", "b", "c")).tolist() == [0, 1, 2]  # type: ignore[union-attr]
+    assert _in_order(rows, got("c", "a", "b")).tolist() == [1, 2, 0]  # type: ignore[union-attr]
+    assert _in_order(rows, got("a", "b", "d")) is None
+    assert _in_order(rows, got("a", "a", "b")) is None
+    assert _in_order(rows, got("a", "b")) is None

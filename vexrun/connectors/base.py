@@ -309,6 +309,12 @@ class Sink:
         are left out. Vectors as stored (normalised where the store normalises), metadata decoded."""
         raise NotImplementedError(f"{self.name} cannot read records back")
 
+    def scan(self, batch_size: int) -> Iterator[Batch]:
+        """Every record the target holds, in batches of ``batch_size``, in the store's own order (which, for a
+        store that keeps the order of its writes, is the order written: ``run.verify: full`` then checks a target
+        in one pass instead of by id). Raises NotImplementedError at once where the store has no such read."""
+        raise NotImplementedError(f"{self.name} cannot be read in order")
+
     def delete(self, ids: Sequence[str], namespace: str | None = None) -> int:
         """Delete these records; ids the store does not hold are not an error. Returns how many it held, or
         ``len(ids)`` where the store cannot tell."""

@@ -7,8 +7,9 @@
 - ``full``: the counts and every record read back and compared.
 
 When a namespace holds fewer records than the run wrote there, the run's ids of that namespace are looked up to
-name the missing ones, whatever the mode. A target whose connector cannot read back (a file of another format,
-a store without ``fetch``/``count``) is reported as not verified, which is not an error.
+name the missing ones (``full`` has read every id back already). ``full`` reads a store that keeps the order of
+its writes (:meth:`Sink.scan`) in one pass, and others by id. A target whose connector cannot read back (a file
+of another format, a store without ``fetch``/``count``) is reported as not verified, which is not an error.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..connectors.encoding import from_store
 from .diff import Diff, read_back
 from .digest import NO_VECTOR, content_digests, content_matches, vector_sums
 from .ledger import DigestChunk, Ledger, sample_size
 
 if TYPE_CHECKING:
     from ..connectors.base import Capabilities, Sink
+    from ..vmig.batch import Batch
     from ..vmig.model import Record
 
 __all__ = ["Reconciled", "reconcile"]
@@ -78,13 +81,18 @@ def _check(sink: Sink, caps: Capabilities | None, items: list[tuple[Record, np.n
 
 
 def _check_digests(sink: Sink, caps: Capabilities, ledger: Ledger, title: str, rows: DigestChunk, diff: Diff) -> None:
-    """``full`` on a store that keeps float32 vectors: each record read back is compared with the digests of
-    what was written (:mod:`vexrun.verify.digest`), as arrays, and only those that differ with the ledger's copy
-    (which finds the reason, within the comparison's tolerances)."""
+    """``full`` on a store that keeps float32 vectors, by id: the records of ``rows`` read back and judged."""
     got = read_back(sink, caps, rows.ids)
-    records = got.records
-    at = {rec.id: j for j, rec in enumerate(records)}
+    at = {rec.id: j for j, rec in enumerate(got.records)}
     js = np.fromiter((at.get(rid, -1) for rid in rows.ids), dtype=np.int64, count=len(rows))
+    _judge(ledger, title, rows, got, js, diff)
+
+
+def _judge(ledger: Ledger, title: str, rows: DigestChunk, got: Batch, js: np.ndarray, diff: Diff) -> None:
+    """Each record of ``rows`` against ``got.records[js[i]]`` (-1: not held), by the digests of what was
+    written (:mod:`vexrun.verify.digest`), as arrays; only those that differ are compared with the ledger's
+    copy (which finds the reason, within the comparison's tolerances)."""
+    records = got.records
     found = js >= 0
     same = np.zeros(len(rows), dtype=bool)
     if found.any():
@@ -114,6 +122,47 @@ def _check_digests(sink: Sink, caps: Capabilities, ledger: Ledger, title: str, r
                 diff.add_changed(rid, "differs from what was written", rows.names[int(rows.codes[i])] or None)
             else:
                 diff.check(want, (records[j], got.vector(j)), normalized=False)
+
+
+def _in_order(rows: DigestChunk, got: Batch) -> np.ndarray | None:
+    """Where each id of ``rows`` is in ``got`` when ``got`` holds exactly those ids (in that order, the usual
+    case, or another), else None."""
+    if len(got) != len(rows):
+        return None
+    ids = [rec.id for rec in got.records]
+    if ids == rows.ids:
+        return np.arange(len(rows), dtype=np.int64)
+    at = {rid: j for j, rid in enumerate(ids)}
+    if len(at) != len(rows) or any(rid not in at for rid in rows.ids):
+        return None
+    return np.fromiter((at[rid] for rid in rows.ids), dtype=np.int64, count=len(rows))
+
+
+def _check_all_digests(sink: Sink, caps: Capabilities, ledger: Ledger, title: str, diff: Diff) -> None:
+    """``full`` by digests. A store that reads in the order it was written (:meth:`Sink.scan`: the local store)
+    is read in one pass alongside the ledger, which lists the ids in the order written: while each of its batches
+    holds the ids of the ledger's next chunk, no id is looked up (a scan costs 0.22 s per 100k records where
+    lookups by id cost 0.29 s). From the first batch that does not (a target that held other records first, ids
+    written twice), the rest is read by id."""
+    chunks = ledger.digests(title, _CHUNK)
+    try:
+        scan: Iterator[Batch] | None = sink.scan(_CHUNK)
+    except NotImplementedError:
+        scan = None
+    if scan is not None:
+        for rows in chunks:
+            batch = next(scan, None)
+            got = from_store(batch) if batch is not None else None
+            js = _in_order(rows, got) if got is not None else None
+            if got is None or js is None:
+                _check_digests(sink, caps, ledger, title, rows, diff)
+                break
+            _judge(ledger, title, rows, got, js, diff)
+        close = getattr(scan, "close", None)
+        if close is not None:
+            close()
+    for rows in chunks:
+        _check_digests(sink, caps, ledger, title, rows, diff)
 
 
 def _name_missing(
@@ -161,13 +210,14 @@ def reconcile(sink: Sink, caps: Capabilities | None, title: str, ledger: Ledger,
         elif mode == "full":
             with _no_cyclic_gc():
                 if caps is not None and caps.vectors == "float32" and ledger.has_digests(title):
-                    for rows in ledger.digests(title, _CHUNK):
-                        _check_digests(sink, caps, ledger, title, rows, diff)
+                    _check_all_digests(sink, caps, ledger, title, diff)
                 else:  # a store that renormalises (or an older ledger): every record compared with its kept copy
                     for items in ledger.kept(title):
                         _check(sink, caps, items, diff)
         seen = set(diff.missing_ids)
-        if short:
+        if mode == "full":
+            pass  # every id was read back: the missing ones are counted and named already
+        elif short:
             for ns in short:
                 _name_missing(sink, caps, ledger.ids(title, ns), diff, seen)
         elif total_held < total:

@@ -347,6 +347,23 @@ class SqliteSink(Sink):
         dims = self.dims if self.conn is not None else read_meta(conn).get("dims")
         return rows_to_batch(rows, self.path, dims)
 
+    def scan(self, batch_size: int) -> Iterator[Batch]:
+        """The records in ``seq`` order: the order written, for a store this run created."""
+        conn = self._reading()
+        dims = self.dims if self.conn is not None else read_meta(conn).get("dims")
+        return self._scan(conn, dims, batch_size)
+
+    def _scan(self, conn: sqlite3.Connection, dims: int | None, batch_size: int) -> Iterator[Batch]:
+        after = 0
+        while True:  # one short read a batch, as the source reads: no read transaction stays open
+            rows = conn.execute(f"{_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", (after, batch_size)).fetchall()
+            if not rows:
+                return
+            yield rows_to_batch(rows, self.path, dims)
+            after = int(rows[-1][0])
+            if len(rows) < batch_size:
+                return
+
     def delete(self, ids: Sequence[str], namespace: str | None = None) -> int:
         """Delete the records (the FTS index follows through its trigger) and the edges that touch them."""
         conn = self.conn
