@@ -150,17 +150,20 @@ def _check_all_digests(sink: Sink, caps: Capabilities, ledger: Ledger, title: st
     except NotImplementedError:
         scan = None
     if scan is not None:
+        departed: DigestChunk | None = None
         for rows in chunks:
             batch = next(scan, None)
             got = from_store(batch) if batch is not None else None
             js = _in_order(rows, got) if got is not None else None
             if got is None or js is None:
-                _check_digests(sink, caps, ledger, title, rows, diff)
+                departed = rows
                 break
             _judge(ledger, title, rows, got, js, diff)
         close = getattr(scan, "close", None)
         if close is not None:
-            close()
+            close()  # before any lookup: a store may read through the same connection
+        if departed is not None:
+            _check_digests(sink, caps, ledger, title, departed, diff)
     for rows in chunks:
         _check_digests(sink, caps, ledger, title, rows, diff)
 

@@ -4,7 +4,7 @@ quoted ids, answered by the BTREE index on id that a run builds), counts and the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -61,6 +61,29 @@ class Reader:
                     found[rec.id] = (rec, vec)
         hits = [found[rid] for rid in ids if rid in found]
         return Batch.from_records([rec for rec, _ in hits], [vec for _, vec in hits])
+
+    def scan(self, batch_size: int) -> Iterator[Batch]:
+        """Every row in the table's scan order (the order appended, for a table a run filled), decoded, in
+        batches of exactly ``batch_size`` but the last."""
+        import pyarrow as pa  # type: ignore[import-untyped]
+
+        tbl = self._table()
+        layout = self.layout()
+        stream = iter(self.store.call("reading the table", tbl.search().to_batches, batch_size))
+        pending: list[Any] = []
+        held = 0
+        while True:
+            part = self.store.call("reading the table", next, stream, None)
+            if part is not None and part.num_rows:
+                pending.append(part)
+                held += part.num_rows
+            while held >= batch_size or (part is None and held):
+                data = pa.Table.from_batches(pending)
+                out, rest = data.slice(0, batch_size), data.slice(batch_size)
+                pending, held = rest.to_batches(), rest.num_rows
+                yield from_store(decode(out, layout))
+            if part is None:
+                return
 
     def delete(self, ids: Sequence[str], namespace: str | None) -> int:
         keys = list(dict.fromkeys(ids))

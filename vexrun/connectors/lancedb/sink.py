@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -329,6 +329,9 @@ class LanceDBSink(Sink):
 
     def fetch(self, ids: Sequence[str], namespace: str | None = None) -> Batch:
         return self._reading().fetch(ids, namespace)
+
+    def scan(self, batch_size: int) -> Iterator[Batch]:
+        return self._reading().scan(batch_size)
 
     def delete(self, ids: Sequence[str], namespace: str | None = None) -> int:
         deleted = self._reading().delete(ids, namespace)

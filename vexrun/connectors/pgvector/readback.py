@@ -109,6 +109,25 @@ class TableReader:
             raise map_error(exc, self.where) from None
         return _in_order(found, ids)
 
+    def scan(self, conn: psycopg.Connection[Any], batch_size: int) -> Iterator[Batch]:
+        """Every row in the heap's order (the order written, for a table a run created and filled) through a
+        server-side cursor, in batches of ``batch_size``, decoded. Synchronised scans are off: another scan of
+        the table must not make this one start in the middle."""
+        import psycopg
+
+        select = self._columns(conn)
+        decoder = Decoder(self.where)
+        try:
+            with conn.transaction():
+                conn.execute("SET LOCAL synchronize_seqscans = off")
+                with conn.cursor(name="vexrun_scan", binary=True) as cur:
+                    cur.itersize = batch_size
+                    cur.execute(f"SELECT {select} FROM {self.table}")  # noqa: S608 - quoted identifiers
+                    while rows := cur.fetchmany(batch_size):
+                        yield from_store(decoder.batch(rows))
+        except psycopg.Error as exc:
+            raise map_error(exc, self.where) from None
+
     def delete(self, conn: psycopg.Connection[Any], ids: Sequence[str], namespace: str | None) -> int:
         """Delete the rows (and the edges that start or end at them) in one transaction per chunk."""
         import psycopg

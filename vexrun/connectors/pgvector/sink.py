@@ -371,6 +371,10 @@ class PgvectorSink(Sink):
         reader, conn = self._reading()
         return reader.fetch(conn, ids, namespace)
 
+    def scan(self, batch_size: int) -> Iterator[Batch]:
+        reader, conn = self._reading()
+        return reader.scan(conn, batch_size)
+
     def delete(self, ids: Sequence[str], namespace: str | None = None) -> int:
         reader, conn = self._reading()
         return reader.delete(conn, ids, namespace)
