@@ -111,7 +111,12 @@ class Measured:
 
 
 def measure(cmd: list[str], *, cwd: str | None = None, env: dict[str, str] | None = None) -> Measured:
-    """Run ``cmd``; return its exit code, wall time, peak RSS (MB, with its child processes), CPU time and output."""
+    """Run ``cmd``; return its exit code, wall time, peak RSS (MB, with its child processes), CPU time and output.
+    The disk's write-back is done first (``os.sync``, not timed): a step timed while the gigabytes the previous
+    one wrote were still being flushed ran up to 35% slower (a 1M-record LanceDB import after the floors' writes
+    of 6.5 GB: 34 s, against 24.7-25.1 s on a settled disk)."""
+    if hasattr(os, "sync"):
+        os.sync()
     proc = subprocess.run([sys.executable, "-c", _RUNNER, *cmd], capture_output=True, cwd=cwd, env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"measuring {cmd[:3]} failed: {proc.stderr.decode(errors='replace')[-500:]}")
