@@ -106,6 +106,47 @@ def test_config_and_importing_loads_no_sdk() -> None:
     assert out.strip() == "False"
 
 
+DEFERRED = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from vexrun.connectors.lancedb.client import defer_package_init
+defer_package_init("pkg")
+defer_package_init("not_installed_anywhere")
+defer_package_init("plain")  # a module, not a package: imported as usual later
+import pkg.sub
+print("after-sub", sys.modules["pkg"].__dict__.get("RAN", False))
+from pkg import VALUE
+print("value", VALUE, pkg.RAN, pkg.sub.X, "not_installed_anywhere" in sys.modules, "plain" in sys.modules)
+"""
+
+
+def test_a_deferred_package_runs_its_init_on_first_use(tmp_path: Path) -> None:
+    """``defer_package_init`` (how ``import lancedb`` skips the namespace client's API modules): submodules
+    import without the package's ``__init__``; the first attribute it lacks runs it, once; a package that is not
+    installed, or a plain module, is left alone."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("RAN = True\nVALUE = 42\nfrom pkg.sub import X\n")
+    (tmp_path / "pkg" / "sub.py").write_text("X = 'sub'\n")
+    (tmp_path / "plain.py").write_text("Y = 1\n")
+    out = subprocess.run(
+        [sys.executable, "-c", DEFERRED, str(tmp_path)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["after-sub", "False", "value", "42", "True", "sub", "False", "False"], out
+
+
+def test_importing_the_sdk_skips_the_namespace_clients_api_until_it_is_used() -> None:
+    code = (
+        "import sys\n"
+        "from vexrun.connectors.lancedb.client import NAMESPACE_CLIENT, sdk\n"
+        "sdk()\n"
+        "before = any(m.startswith(NAMESPACE_CLIENT + '.api.') for m in sys.modules)\n"
+        "client = sys.modules[NAMESPACE_CLIENT]\n"
+        "print(before, client.ApiClient.__name__, any(m.startswith(NAMESPACE_CLIENT + '.api.') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "ApiClient", "True"], out
+
+
 def test_round_trip_of_every_field_bit_exact(tmp_path: Path) -> None:
     batch = _records(12)
     batch.records[0].metadata = None
