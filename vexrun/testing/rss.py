@@ -112,9 +112,9 @@ class Measured:
 
 def measure(cmd: list[str], *, cwd: str | None = None, env: dict[str, str] | None = None) -> Measured:
     """Run ``cmd``; return its exit code, wall time, peak RSS (MB, with its child processes), CPU time and output.
-    The disk's write-back is done first (``os.sync``, not timed): a step timed while the gigabytes the previous
-    one wrote were still being flushed ran up to 35% slower (a 1M-record LanceDB import after the floors' writes
-    of 6.5 GB: 34 s, against 24.7-25.1 s on a settled disk)."""
+    The disk's write-back is done first (``os.sync``, not timed), so that no step is timed while the gigabytes
+    the previous one wrote are still being flushed (the 1M LanceDB bench writes 6.5 GB of floors before its
+    import)."""
     if hasattr(os, "sync"):
         os.sync()
     proc = subprocess.run([sys.executable, "-c", _RUNNER, *cmd], capture_output=True, cwd=cwd, env=env, check=False)
