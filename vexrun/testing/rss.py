@@ -6,6 +6,13 @@ intermediate Python process, whose children start clean, and ``wait4`` gives the
 memory of the command and all its descendants together (their proportional set sizes, so that libraries
 they share count once) is sampled every 50 ms; ``rss_mb`` is the larger of the two, ``own_mb`` the
 command's own peak.
+
+A sample reads each process's resident size (``statm``, a counter) and reads its PSS (``smaps_rollup``, a walk of
+its page tables) only when the total could exceed the peak seen so far, or every tenth sample. Reading every PSS
+at every sample cost 6.7 ms of CPU a sample on a 100k LanceDB import (0.4 CPU-s a run, on a machine of two
+cores); now a quarter of that. Measured against unmeasured runs, five interleaved each, the wall time's median
+moved by less than the runs' spread either way (3.33 s before, 3.29 s now, 3.28 s unmeasured), and the peak is
+the same as with every PSS read at every sample.
 """
 
 from __future__ import annotations
@@ -26,38 +33,76 @@ try:  # PR_SET_CHILD_SUBREAPER: processes the command leaves behind come back to
 except (OSError, AttributeError):
     subreaper = False
 
-def tree_rss(root):
-    kids = {}
+ppid_of = {}  # pid -> parent pid, read once per process (a pid gone from /proc is forgotten)
+def tree(root):
+    kids, seen = {}, set()
     for d in os.listdir("/proc"):
         if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat", "rb") as f:
-                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            kids.setdefault(ppid, []).append(int(d))
-    total, todo = 0, [root]
+            pid = int(d)
+            seen.add(pid)
+            ppid = ppid_of.get(pid)
+            if ppid is None:
+                try:
+                    with open(f"/proc/{d}/stat", "rb") as f:
+                        ppid = ppid_of[pid] = int(f.read().rsplit(b")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+            kids.setdefault(ppid, []).append(pid)
+    for gone in ppid_of.keys() - seen:
+        del ppid_of[gone]
+    out, todo = [], [root]
     while todo:
         pid = todo.pop()
-        try:  # proportional set size: pages shared between the processes (libraries) count once in all
-            with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
-                total += next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith(b"Pss:"))
-        except (OSError, ValueError, IndexError, StopIteration):
-            try:
-                with open(f"/proc/{pid}/statm") as f:
-                    total += int(f.read().split()[1]) * PAGE
-            except (OSError, ValueError, IndexError):
-                pass
+        out.append(pid)
         todo.extend(kids.get(pid, ()))
-    return total
+    return out
+
+def resident(pid):
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * PAGE
+    except (OSError, ValueError, IndexError):
+        return None
+
+def pss(pid):
+    try:  # proportional set size: pages shared between the processes (libraries) count once in all
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            return next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith(b"Pss:"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+# Reading smaps_rollup walks a process's page tables under its mmap lock: milliseconds each, and it slows the
+# process's own page faults. So a process's PSS is read again when the tree's total could be above the peak seen
+# so far (a process's PSS grows by at most what its resident size, a counter in statm, grows), and at least every
+# REFRESH samples: a copy-on-write break after a fork raises PSS with no resident size changing anywhere.
+REFRESH = 10
+last = {}  # pid -> (pss, resident when it was read, sample number when it was read)
+reads = [0]
+def tree_pss(root, now):
+    pids = [(pid, resident(pid)) for pid in tree(root)]
+    pids = [(pid, r) for pid, r in pids if r is not None]
+    for gone in last.keys() - {pid for pid, _ in pids}:
+        del last[gone]
+    def total():
+        return sum(last[pid][0] + max(0, r - last[pid][1]) if pid in last else r for pid, r in pids)
+    above = total() > peak[0]
+    for pid, r in pids:
+        seen = last.get(pid)
+        if seen is None or now - seen[2] >= REFRESH or (above and r != seen[1]):
+            p_ = pss(pid)
+            reads[0] += 1
+            last[pid] = (p_ if p_ is not None else r, r, now)
+    return total()
 
 t0 = time.perf_counter()
-p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 peak = [0]
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 done = threading.Event()
+samples = [0]
 def sample():
     while not done.is_set():
-        peak[0] = max(peak[0], tree_rss(p.pid))
+        peak[0] = max(peak[0], tree_pss(p.pid, samples[0]))
+        samples[0] += 1
         done.wait(0.05)
 sampler = threading.Thread(target=sample, daemon=True)
 sampler.start()
@@ -90,6 +135,7 @@ kids = resource.getrusage(resource.RUSAGE_CHILDREN)
 cpu = kids.ru_utime + kids.ru_stime if reaped_all else None
 sys.stdout.write(json.dumps({"code": p.returncode, "wall": wall, "cpu_s": cpu,
                              "rss_mb": max(own, peak[0] / 2**20), "own_mb": own,
+                             "samples": samples[0], "pss_reads": reads[0],
                              "out": chunks["out"].decode("utf-8", "replace"),
                              "err": chunks["err"].decode("utf-8", "replace")}))
 """
@@ -108,6 +154,9 @@ class Measured:
     #: CPU seconds (user + system) of the command and every process it started, on all cores; None where
     #: they could not all be counted (not Linux, or a process it started outlived it by 5 s)
     cpu_s: float | None = None
+    #: memory samples taken (every 50 ms), and how many of them read a process's page tables for its PSS
+    samples: int = 0
+    pss_reads: int = 0
 
 
 def measure(cmd: list[str], *, cwd: str | None = None, env: dict[str, str] | None = None) -> Measured:
@@ -121,7 +170,17 @@ def measure(cmd: list[str], *, cwd: str | None = None, env: dict[str, str] | Non
     if proc.returncode != 0:
         raise RuntimeError(f"measuring {cmd[:3]} failed: {proc.stderr.decode(errors='replace')[-500:]}")
     data = json.loads(proc.stdout)
-    return Measured(data["code"], data["wall"], data["rss_mb"], data["out"], data["err"], data["own_mb"], data["cpu_s"])
+    return Measured(
+        data["code"],
+        data["wall"],
+        data["rss_mb"],
+        data["out"],
+        data["err"],
+        data["own_mb"],
+        data["cpu_s"],
+        data["samples"],
+        data["pss_reads"],
+    )
 
 
 def tree_cpu_s(pid: int) -> float:
