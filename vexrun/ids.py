@@ -165,6 +165,18 @@ class IdSet:
             self._compact()
         return before
 
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        """Whether each of ``keys`` was added before, as a boolean array (nothing is added)."""
+        import numpy as np
+
+        keys = np.asarray(keys, dtype=np.uint64)
+        found = np.zeros(len(keys), dtype=bool)
+        for have in self._levels:
+            if len(have):
+                pos = np.minimum(np.searchsorted(have, keys), len(have) - 1)
+                found |= have[pos] == keys
+        return found
+
     def _compact(self) -> None:
         import numpy as np
 

@@ -6,6 +6,8 @@ A vexrun table::
     id string not null | vector fixed_size_list<float32>[dims] | text | namespace | metadata (JSON text)
     | created_at | model | source_store | modality | score double | vex_version | extra (JSON text)
 
+(a record without a score has NaN there: the ``legacy`` file format keeps no nulls in a float column)
+
 and the schema metadata ``vexrun`` = ``{"format": 1, "metric": ..., "model": ..., "dims": ...,
 "embedder_spec": ...}``. ``metadata`` and ``extra`` are JSON text (null when the record has none, ``{}`` when
 it is empty), so any metadata round-trips; the rare value orjson cannot write (an integer beyond 64 bits) is
@@ -38,6 +40,7 @@ __all__ = [
     "dumps",
     "encode",
     "loads",
+    "row_digests",
     "table_meta",
     "vexrun_schema",
 ]
@@ -47,6 +50,9 @@ FORMAT = 1
 _STRINGS = ("text", "namespace", "metadata", "created_at", "model", "source_store", "modality")
 #: columns of a vexrun table, in order (the vector is the second)
 COLUMNS = ("id", "vector", *_STRINGS, "score", "vex_version", "extra")
+#: a record's missing score: Lance's ``legacy`` file format keeps no nulls in a float column (a null score came
+#: back as 0.0), and a score NaN is no score (``.vmig.jsonl`` writes NaN as null)
+_NO_SCORE = float("nan")
 #: columns a query adds, never part of a record
 _QUERY_COLUMNS = frozenset({"_rowid", "_rowaddr", "_distance", "_score", "_relevance_score"})
 
@@ -191,11 +197,36 @@ def _arrow(batch: Batch, rows: list[int], mat: Any, schema: pa.Schema, default_n
         pa.array([r.model for r in recs], pa.utf8()),
         pa.array([r.source_store for r in recs], pa.utf8()),
         pa.array([r.modality for r in recs], pa.utf8()),
-        pa.array([r.score for r in recs], pa.float64()),
+        pa.array([_NO_SCORE if r.score is None else r.score for r in recs], pa.float64()),
         pa.array([r.vex_version for r in recs], pa.utf8()),
         _json_column([r.extra for r in recs]),
     ]
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def row_digests(table: pa.Table) -> np.ndarray:
+    """An xxh3-64 digest of each row of a vexrun table over every column (the vector's float32 bytes, the others
+    as msgpack), as ``uint64``: rows with equal digests are equal (but for a 2**-64 chance). A batch encoded for a
+    table and the same rows read back from it have the same digests."""
+    import msgspec
+    import xxhash
+
+    n = table.num_rows
+    vec = table.column("vector").combine_chunks()
+    dims = int(vec.type.list_size)
+    digest = xxhash.xxh3_64_intdigest
+    if vec.null_count:
+        vsums = [0 if v is None else digest(np.asarray(v, dtype="<f4").tobytes()) for v in vec.to_pylist()]
+    else:
+        rows = np.asarray(vec.flatten(), dtype="<f4").reshape(n, dims)
+        vsums = [digest(row.data) for row in rows]
+    columns = [table.column(name).to_pylist() for name in table.column_names if name != "vector"]
+    encode = msgspec.msgpack.Encoder().encode
+    return np.fromiter(
+        (digest(encode((v, *row))) for v, row in zip(vsums, zip(*columns, strict=True), strict=True)),
+        dtype=np.uint64,
+        count=n,
+    )
 
 
 # -- decoding ----------------------------------------------------------------------------------------------
@@ -321,7 +352,7 @@ def decode(data: pa.Table | pa.RecordBatch, layout: Layout) -> Batch:
                 created_at=created[i],
                 source_store=stores[i],
                 modality=modalities[i],
-                score=scores[i],
+                score=None if scores[i] is None or scores[i] != scores[i] else scores[i],
                 vex_version=versions[i],
                 extra=extras[i] if type(extras[i]) is dict else None,
             )

@@ -37,7 +37,7 @@ from ...mallocarena import release_free_memory
 from ...vmig.batch import Batch
 from ..base import Hit, RunContext, Sink, WriteResult
 from .client import Store, sdk
-from .codec import Layout, encode, vexrun_schema
+from .codec import Layout, encode, row_digests, vexrun_schema
 from .config import LanceDBSinkConfig
 from .readback import Reader
 
@@ -72,6 +72,9 @@ class LanceDBSink(Sink):
         self.schema: pa.Schema | None = None
         self.index = IdSet()
         self.ids_log: Any = None
+        #: what a table that held records before the run holds (each row's id hash and digest), or None
+        self.held: _Held | None = None
+        self.unchanged = 0
 
     def identity(self) -> str:
         return f"lancedb:{self.cfg.table} at {self.store.where}"
@@ -185,6 +188,8 @@ class LanceDBSink(Sink):
                 self.append = bool(self.resumed["append"])
             else:
                 self.append = int(store.call("counting rows", tbl.count_rows)) == 0
+            if not self.append and self.held is None:
+                self.held = self._read_held(tbl)
         self.schema = tbl.schema
         layout = Layout(tbl.schema, store.label)
         self.dims = layout.dims
@@ -207,6 +212,28 @@ class LanceDBSink(Sink):
                 f"{label} holds vectors of model '{meta['model']}', this run writes '{model}'", hint=_HINT
             )
 
+    def _read_held(self, tbl: Any) -> _Held:
+        """Each row's id hash and digest, of a table that holds records before the run writes: a record the run
+        writes exactly as the table holds it is not written again, and a batch of ids the table does not hold is
+        appended. Re-running a 1M-record import into its table sent every batch through ``merge_insert``, a hash
+        join over the whole table: 407 s, against 25 s for the first run."""
+        keys: list[np.ndarray] = []
+        digests: list[np.ndarray] = []
+
+        def scan() -> None:
+            import pyarrow as pa
+
+            names = list(tbl.schema.names)  # the columns an encoded batch has, in its order
+            for part in tbl.search().to_batches(8192):
+                if part.num_rows:
+                    data = pa.Table.from_batches([part]).select(names)
+                    ids = data.column("id").to_pylist()
+                    keys.append(id_hashes(rid.encode("utf-8", "surrogatepass") for rid in ids))
+                    digests.append(row_digests(data))
+
+        self.store.call("reading what the table holds", scan)
+        return _Held(keys, digests)
+
     # -- writing -----------------------------------------------------------------------------------
     def write(self, batch: Batch) -> WriteResult:
         store = self.store
@@ -216,17 +243,29 @@ class LanceDBSink(Sink):
         if enc.table is None:
             return WriteResult(0, enc.rejected, enc.duplicates)
         hashes = id_hashes(rid.encode("utf-8", "surrogatepass") for rid in enc.ids)
+        table, new = enc.table, False
+        if self.held is not None:
+            earlier = self.index.contains(hashes)  # the run wrote these ids before: the table no longer holds
+            present, same = self.held.lookup(hashes, row_digests(table))  # what it held when the run began
+            same &= ~earlier
+            if same.any():
+                self.unchanged += int(same.sum())
+                table = table.filter(~same)
+            new = not (present | earlier)[~same].any()
         again = self.index.add(hashes)
         tbl = store.table
-        if self.append and not again:
-            result = store.call("adding records", tbl.add, enc.table)
+        if not table.num_rows:
+            pass  # every record is in the table as written
+        elif (self.append and not again) or new:
+            result = store.call("adding records", tbl.add, table)
+            self.version = int(result.version)
         else:
             # a hash join over the id column: the BTREE index's lookups slow down with every batch (the rows
             # each merge rewrote are unindexed until the next optimize): 100k upserts into a 100k-row table
             # went from 8.9k to 0.6k records/s with it, ~7k/s steady without
             merge = tbl.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().use_index(False)
-            result = store.call("upserting records", merge.execute, enc.table)
-        self.version = int(result.version)
+            result = store.call("upserting records", merge.execute, table)
+            self.version = int(result.version)
         try:
             self.ids_log.write(hashes.astype("<u8").tobytes())
             self.ids_log.flush()
@@ -250,6 +289,12 @@ class LanceDBSink(Sink):
         if tbl is None:
             return
         rows = int(store.call("counting rows", tbl.count_rows))
+        if self.unchanged:
+            self.ctx.info(
+                f"{self.identity()}: {self.unchanged:,} records were in the table as this run writes them "
+                "(not written again)"
+            )
+        self.held = None
         self.index = IdSet()  # no write follows: its memory (8 bytes a record) is better spent on compaction
         if self.cfg.optimize:
             # a table this run loaded holds only the run's own steps as older versions: drop them (their
@@ -344,3 +389,27 @@ class LanceDBSink(Sink):
 
     def count(self, namespace: str | None = None) -> int:
         return self._reading().count(namespace)
+
+
+class _Held:
+    """A table's rows when a run began: id hashes (sorted) and each row's :func:`~.codec.row_digests` digest,
+    16 bytes a row."""
+
+    def __init__(self, keys: list[np.ndarray], digests: list[np.ndarray]) -> None:
+        all_keys = np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint64)
+        all_digests = np.concatenate(digests) if digests else np.zeros(0, dtype=np.uint64)
+        order = np.argsort(all_keys, kind="stable")
+        self.keys = all_keys[order]
+        self.digests = all_digests[order]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def lookup(self, hashes: np.ndarray, digests: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: whether the table held its id, and whether it held it with this digest."""
+        if not len(self.keys):
+            none = np.zeros(len(hashes), dtype=bool)
+            return none, none.copy()
+        pos = np.minimum(np.searchsorted(self.keys, hashes), len(self.keys) - 1)
+        present = self.keys[pos] == hashes
+        return present, present & (self.digests[pos] == digests)
