@@ -2,7 +2,9 @@
 
 A table this run created (or found empty) is loaded by appends (``add``) of whole batches, the fast path;
 an id this run already wrote (the same id in two batches: the last write wins) sends that batch through
-``merge_insert("id")`` instead, and so does every batch into a table that held records before the run.
+``merge_insert("id")`` instead. Into a table that held records before the run (a re-run), each row's id hash
+and digest are read first (:class:`_Held`): a record the table holds exactly as the run writes it is not
+written, a batch whose other ids the table does not hold is appended, and the rest goes through ``merge_insert``.
 Which ids the run wrote is kept as 64-bit hashes in an :class:`~vexrun.ids.IdSet`, logged to
 ``lancedb-ids-<hash>.bin`` in the recipe's state directory (cut back to the committed length on resume).
 
