@@ -41,6 +41,7 @@ from pathlib import Path
 
 import yaml
 
+from vexrun.testing.floors import VMIG_WRITE
 from vexrun.testing.rss import cpu_budget, measure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,17 +63,6 @@ n = sum(len(b) for b in read_batches(sys.argv[1], batch_size=1000))
 print(json.dumps({"n": n, "s": time.perf_counter() - t, "cpu": time.process_time() - c}))
 """
 
-VMIG_WRITE = """
-import json, sys, time
-from vexrun.testing.data import synthetic_batches
-from vexrun.vmig import VmigWriter
-batches = list(synthetic_batches(int(sys.argv[2]), dims=int(sys.argv[3]), seed=7))
-t, c = time.perf_counter(), time.process_time()
-with VmigWriter(sys.argv[1], source_store="synthetic") as w:
-    for b in batches:
-        w.write_batch(b)
-print(json.dumps({"n": sum(len(b) for b in batches), "s": time.perf_counter() - t, "cpu": time.process_time() - c}))
-"""
 
 # The write floor: the .vmig.jsonl file read and turned into Arrow tables first, then only tbl.add() is timed.
 LANCE_WRITE = """

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import yaml
 
+from vexrun.testing.floors import VMIG_WRITE
 from vexrun.testing.rss import measure
 from vexrun.testing.services import milvus as service
 
@@ -58,17 +59,6 @@ n = sum(len(b) for b in read_batches(sys.argv[1], batch_size=1000))
 print(json.dumps({"n": n, "s": time.perf_counter() - t}))
 """
 
-VMIG_WRITE = """
-import json, sys, time
-from vexrun.testing.data import synthetic_batches
-from vexrun.vmig import VmigWriter
-batches = list(synthetic_batches(int(sys.argv[2]), dims=int(sys.argv[3]), seed=7))
-t = time.perf_counter()
-with VmigWriter(sys.argv[1], source_store="synthetic") as w:
-    for b in batches:
-        w.write_batch(b)
-print(json.dumps({"n": sum(len(b) for b in batches), "s": time.perf_counter() - t}))
-"""
 
 # The write floor: MilvusClient.upsert of row dicts (built before the clock starts) in batches of `size` rows,
 # `workers` requests in flight, then flush. With several (size, workers) pairs, each gets a fresh collection.

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from vexrun.testing.floors import VMIG_WRITE
 from vexrun.testing.rss import measure
 from vexrun.testing.services import weaviate as service
 
@@ -153,6 +154,9 @@ def bench(n: int, dims: int, work: Path, batch: int, server: service.WeaviateHan
     line("floor: SDK iterator (page 1000)", int(r["n"]), r["s"], r_rss)
     v, v_rss = child(VMIG_READ, env, data)
     line("floor: .vmig.jsonl read", int(v["n"]), v["s"], v_rss)
+    vw, vw_rss = child(VMIG_WRITE, env, work / "floor-out.vmig.jsonl", n, dims)
+    (work / "floor-out.vmig.jsonl").unlink(missing_ok=True)
+    line("floor: .vmig.jsonl write", int(vw["n"]), vw["s"], vw_rss)
 
     source = {"type": "weaviate", "url": server.url, "grpc_port": server.grpc_port, "collection": "VexrunBench"}
     source["api_key"] = "${WEAVIATE_API_KEY}"
@@ -182,7 +186,14 @@ def bench(n: int, dims: int, work: Path, batch: int, server: service.WeaviateHan
     )
     t_exp, rss_exp, s_exp = vexrun(exp, env)
     run_exp = float(s_exp["elapsed_s"])  # type: ignore[arg-type]
-    line("vexrun export weaviate -> vmig", n, run_exp, rss_exp, f"  {run_exp / r['s']:.2f}x floor (wall {t_exp:.1f} s)")
+    floor_exp = max(r["s"], vw["s"])
+    line(
+        "vexrun export weaviate -> vmig",
+        n,
+        run_exp,
+        rss_exp,
+        f"  {run_exp / floor_exp:.2f}x floor (wall {t_exp:.1f} s; {run_exp / r['s']:.2f}x the read floor)",
+    )
     for name, summary in (("import", s_imp), ("export", s_exp)):
         counts = summary["counts"]
         assert isinstance(counts, dict) and counts["source"]["read"] == n, (name, counts)
