@@ -296,6 +296,52 @@ def test_the_scan_cursor_resumes(tmp_path: Path, server: service.RedisHandle) ->
     assert sorted(beta) == sorted(r.id for r in batch.records if r.namespace == "beta, gamma")
 
 
+def test_reads_survive_a_dropped_connection_and_an_error_reply_fails_once_every_reply_is_read(
+    tmp_path: Path, server: service.RedisHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The source reads with HGETALL packed by hand, replies read raw (``Store.replies``)."""
+    target = Target(tmp_path, server, index="flat")
+    batch = _records(30)
+    target.write(batch)
+    src = target.source()
+    try:
+        store = src.store
+        keys = [store.key(r.id) for r in batch.records]
+        before = [item[0].id for item in store.read(keys, src.layout) if item is not None]
+        assert before == [r.id for r in batch.records]
+        client = service.client(server)
+        try:
+            assert client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes") >= 1
+            client.set(store.prefix + b"a-string", b"not a hash")
+        finally:
+            client.close()
+        # the pooled connection is dead: the pool connects again
+        assert [item[0].id for item in store.read(keys, src.layout) if item is not None] == before
+        # a connection lost in the middle of the replies: the whole exchange is repeated on a new one
+        import redis.connection
+        import redis.exceptions
+
+        real, calls = redis.connection.AbstractConnection.read_response, [0]
+
+        def flaky(self: Any, *a: Any, **kw: Any) -> Any:
+            calls[0] += 1
+            if calls[0] == 5:
+                raise redis.exceptions.ConnectionError("Connection closed by server.")
+            return real(self, *a, **kw)
+
+        monkeypatch.setattr(redis.connection.AbstractConnection, "read_response", flaky)
+        assert [item[0].id for item in store.read(keys, src.layout) if item is not None] == before
+        assert calls[0] >= 5 + len(keys)  # 4 replies, the lost one, then every reply again (and the handshake)
+        monkeypatch.undo()
+        with pytest.raises(InvalidInput, match="WRONGTYPE") as err:
+            store.read([keys[0], store.prefix + b"a-string", keys[1]], src.layout)
+        assert "reading records" in str(err.value) and server.password not in str(err.value)
+        # every reply was read: the connection is in step and the next read gets its own replies
+        assert [item[0].id for item in store.read(keys[:3], src.layout) if item is not None] == before[:3]
+    finally:
+        src.close()
+
+
 def test_errors_are_one_clear_line(tmp_path: Path, server: service.RedisHandle) -> None:
     wrong = RedisSinkConfig(url=server.url, password="not-" + server.password, collection="x")
     with pytest.raises(ConnectError, match="refused the credentials") as err:

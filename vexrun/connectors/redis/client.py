@@ -271,6 +271,41 @@ class Store:
             _fail(failed, self.where, doing)
         return sent
 
+    def replies(self, doing: str, packed: bytes, n: int) -> list[Any]:
+        """Send ``n`` commands already packed as RESP in one write on one connection and read their replies as
+        the parser gives them (no redis-py callbacks). A connection failure repeats the whole exchange (the
+        client's retry policy: these are reads); the first error reply fails the call, after every reply was
+        read."""
+        pool = self.api.connection_pool
+        conn: Any = self.call(doing, pool.get_connection)
+        failed: list[BaseException] = []
+
+        def exchange() -> list[Any]:
+            failed.clear()
+            conn.send_packed_command([packed], check_health=True)
+            out: list[Any] = []
+            read = conn.read_response
+            for _ in range(n):
+                try:
+                    out.append(read(disable_decoding=True))
+                except Exception as exc:  # noqa: BLE001 - an error reply: keep reading the others
+                    if not _is_reply_error(exc):
+                        raise
+                    failed.append(exc)
+                    out.append(None)
+            return out
+
+        try:
+            out: list[Any] = conn.retry.call_with_retry(exchange, lambda _error: conn.disconnect())
+        except Exception as exc:  # noqa: BLE001 - the connection is in an unknown state: drop it
+            conn.disconnect()
+            pool.release(conn)
+            _fail(exc, self.where, doing)
+        pool.release(conn)
+        if failed:
+            _fail(failed[0], self.where, doing)
+        return out
+
     def close(self) -> None:
         if self.client is not None:
             client, self.client = self.client, None
@@ -320,10 +355,10 @@ class Store:
                 else:
                     out.append(None)
             return out
-        pipe = self.api.pipeline(transaction=False)
-        for key in keys:
-            pipe.hgetall(key)
-        for key, fields in zip(keys, self.execute("reading records", pipe), strict=True):
+        # HGETALL packed by hand and the replies read raw (flat [field, value, ...] lists): redis-py's pipeline
+        # packs each command and turns each reply into a dict in Python, 0.5 of the 1.0 s it took per 100k
+        packed = b"".join([b"*2\r\n$7\r\nHGETALL\r\n$%d\r\n%b\r\n" % (len(key), key) for key in keys])
+        for key, fields in zip(keys, self.replies("reading records", packed, len(keys)), strict=True):
             out.append(record_from_hash(self.rid(key), fields, layout) if fields else None)
         return out
 

@@ -185,14 +185,19 @@ def _str(value: bytes) -> str:
     return value.decode("utf-8", "surrogatepass")
 
 
-def record_from_hash(rid: str, fields: dict[bytes, bytes], layout: Layout) -> Item:
-    """A record from HGETALL's reply (bytes to bytes)."""
+def record_from_hash(rid: str, fields: dict[bytes, bytes] | list[bytes], layout: Layout) -> Item:
+    """A record from HGETALL's reply: bytes to bytes, or the raw flat list [field, value, ...]."""
     foreign: dict[str, Any] = {}
     text = ns = None
     metadata: dict[str, Any] | None = None
     own: dict[str, Any] = {}
     vector = None
-    for key, value in fields.items():
+    if isinstance(fields, dict):
+        pairs: Any = fields.items()
+    else:
+        flat = iter(fields)
+        pairs = zip(flat, flat, strict=False)  # pairs of one iterator: strict cannot apply
+    for key, value in pairs:
         if key == layout.b_vector and len(value) % 4 == 0 and value:
             vector = np.frombuffer(value, dtype="<f4")
         elif key == layout.b_text:
