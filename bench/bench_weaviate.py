@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from vexrun.testing.floors import VMIG_WRITE
-from vexrun.testing.rss import measure
+from vexrun.testing.rss import cpu_budget, measure, tree_cpu_s
 from vexrun.testing.services import weaviate as service
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,13 +72,13 @@ jobs = [(t, objs[s:s + batch]) for t, objs in groups.items() for s in range(0, l
 def put(job):
     res = coll.with_tenant(job[0]).data.insert_many(job[1])
     assert not res.errors, res.errors
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 with ThreadPoolExecutor(threads) as pool:
     list(pool.map(put, jobs))
-el = time.perf_counter() - t
+el, cpu = time.perf_counter() - t, time.process_time() - c
 total = sum(coll.with_tenant(t).aggregate.over_all(total_count=True).total_count for t in groups)
 client.close()
-print(json.dumps({"s": el, "n": total}))
+print(json.dumps({"s": el, "n": total, "cpu": cpu}))
 """
 )
 
@@ -86,23 +86,23 @@ READ = (
     _CLIENT
     + """
 coll = client.collections.use(sys.argv[3])
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 n = 0
 for tenant in sorted(coll.tenants.get()):
     for obj in coll.with_tenant(tenant).iterator(include_vector=True, cache_size=1000):
         n += 1
-el = time.perf_counter() - t
+el, cpu = time.perf_counter() - t, time.process_time() - c
 client.close()
-print(json.dumps({"s": el, "n": n}))
+print(json.dumps({"s": el, "n": n, "cpu": cpu}))
 """
 )
 
 VMIG_READ = """
 import json, sys, time
 from vexrun.vmig import read_batches
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 n = sum(len(b) for b in read_batches(sys.argv[1]))
-print(json.dumps({"s": time.perf_counter() - t, "n": n}))
+print(json.dumps({"s": time.perf_counter() - t, "n": n, "cpu": time.process_time() - c}))
 """
 
 GENERATE = """
@@ -112,23 +112,40 @@ write_synthetic(sys.argv[1], int(sys.argv[2]), dims=int(sys.argv[3]), seed=7)
 """
 
 
+#: the fake's pid: its CPU time is read around each step (set in main)
+SERVER_PID = 0
+
+
 def child(script: str, env: dict[str, str], *args: object) -> tuple[dict[str, float], float]:
+    """Run a measuring script: its figures (with ``server_cpu``, the CPU seconds the fake spent meanwhile, which
+    for the write floor includes counting the objects after the clock stopped: a small part) and peak RSS."""
+    before = tree_cpu_s(SERVER_PID)
     m = measure([PY, "-c", script, *map(str, args)], cwd=str(ROOT), env=env)
     if m.code != 0:
         raise SystemExit(f"benchmark step failed:\n{m.err[-2000:]}")
     lines = m.out.strip().splitlines()
-    return (json.loads(lines[-1]) if lines else {}), m.rss_mb
+    out: dict[str, float] = json.loads(lines[-1]) if lines else {}
+    out["server_cpu"] = tree_cpu_s(SERVER_PID) - before
+    return out, m.rss_mb
 
 
 def vexrun(recipe: Path, env: dict[str, str]) -> tuple[float, float, dict[str, object]]:
+    before = tree_cpu_s(SERVER_PID)
     m = measure([PY, "-m", "vexrun", "run", "--json", "--fresh", str(recipe)], cwd=str(ROOT), env=env)
     if m.code != 0:
         raise SystemExit(f"vexrun run {recipe.name} failed:\n{m.err[-2000:]}")
-    return m.wall, m.rss_mb, json.loads(m.out)
+    return m.wall, m.rss_mb, {**json.loads(m.out), "cpu": m.cpu_s, "server_cpu": tree_cpu_s(SERVER_PID) - before}
 
 
 def line(label: str, n: int, seconds: float, rss: float, extra: str = "") -> None:
     print(f"{label:<44} {n / seconds:>9,.0f} rec/s  {seconds:7.2f} s  peak RSS {rss:6,.0f} MB{extra}")
+
+
+def budget(name: str, floor: float, floors_cpu: float, summary: dict[str, object]) -> None:
+    """Whether 2 cores allow the target, from the floors' CPU work (the fake's included: it runs on the same
+    cores), and what the run used (vexrun's processes, from its start, and the fake's)."""
+    run_cpu, server = summary.get("cpu"), float(summary["server_cpu"])  # type: ignore[arg-type]
+    print(f"    {name}: {cpu_budget(floor, floors_cpu, 1.25, run_cpu, server)}")  # type: ignore[arg-type]
 
 
 def bench(n: int, dims: int, work: Path, batch: int, server: service.WeaviateHandle, probe: bool) -> None:
@@ -184,6 +201,7 @@ def bench(n: int, dims: int, work: Path, batch: int, server: service.WeaviateHan
         rss_imp,
         f"  {run_imp / floor_imp:.2f}x floor (wall {t_imp:.1f} s)",
     )
+    budget("import", floor_imp, w["cpu"] + w["server_cpu"] + v["cpu"], s_imp)
     t_exp, rss_exp, s_exp = vexrun(exp, env)
     run_exp = float(s_exp["elapsed_s"])  # type: ignore[arg-type]
     floor_exp = max(r["s"], vw["s"])
@@ -194,12 +212,14 @@ def bench(n: int, dims: int, work: Path, batch: int, server: service.WeaviateHan
         rss_exp,
         f"  {run_exp / floor_exp:.2f}x floor (wall {t_exp:.1f} s; {run_exp / r['s']:.2f}x the read floor)",
     )
+    budget("export", floor_exp, r["cpu"] + r["server_cpu"] + vw["cpu"], s_exp)
     for name, summary in (("import", s_imp), ("export", s_exp)):
         counts = summary["counts"]
         assert isinstance(counts, dict) and counts["source"]["read"] == n, (name, counts)
 
 
 def main() -> None:
+    global SERVER_PID
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, action="append", help="records (repeatable; default 30000)")
     parser.add_argument("--dims", type=int, default=384)
@@ -210,6 +230,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="vexrun-bench-weaviate-", dir=args.dir))
     for n in args.records or [30_000]:
         server = service.start(work / f"server-{n}")
+        SERVER_PID = server.pid
         print(f"fake Weaviate: ready in {server.startup_s:.2f} s")
         try:
             bench(n, args.dims, work, args.batch, server, not args.no_probe)
