@@ -323,3 +323,45 @@ def test_search_and_one_line_errors(fake: FakeWeaviate, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="does not exist"):
         missing.connect()
     missing.close()
+
+
+@pytest.mark.parametrize("name", [None, "default"])
+@pytest.mark.parametrize("tenant", ["", "alpha"])
+def test_the_batch_request_is_the_clients_own_byte_for_byte(name: str | None, tenant: str) -> None:
+    """The sink builds ``BatchObjects`` itself (:mod:`vexrun.connectors.weaviate.wire`): the request is the one
+    the client's ``insert_many`` would send for the same objects, for every kind of value the codec writes."""
+    from weaviate.collections.batch.grpc_batch import _BatchGRPC
+    from weaviate.collections.classes.batch import _BatchObject
+    from weaviate.proto.v1 import batch_pb2
+    from weaviate.util import _ServerVersion
+
+    from vexrun.connectors.weaviate import wire
+
+    rng = np.random.default_rng(3)
+    props: list[dict[str, Any]] = [
+        {"vexrun_id": "a", "text": "héllo 🙂", "turn": 7, "w": 0.1, "pinned": True, "big": 2**53 - 1},
+        {"tags": ["x", "y"], "ints": [1, -2, 3], "floats": [0.5, -1e-300, 3.25], "flags": [True, False]},
+        {"empty": [], "neg": -0.0, "meta_json": '{"k": [1, 2]}'},
+    ]
+    vectors = [rng.standard_normal(6).astype(np.float32) for _ in props]
+    keys = [str(uuid.uuid4()) for _ in props]
+    sdk = _BatchGRPC(_ServerVersion(1, 30, 0), None, None)
+    theirs = sdk.grpc_objects(
+        [
+            _BatchObject(
+                collection="Coll",
+                vector=v.tolist() if name is None else {name: v.tolist()},
+                uuid=k,
+                properties=p,
+                tenant=tenant or None,
+                references=None,
+                index=i,
+            )
+            for i, (p, v, k) in enumerate(zip(props, vectors, keys, strict=True))
+        ]
+    )
+    mine = [wire.batch_object("Coll", k, tenant, p, v, name) for p, v, k in zip(props, vectors, keys, strict=True)]
+    encode = batch_pb2.BatchObjectsRequest
+    assert encode(objects=mine).SerializeToString() == encode(objects=theirs).SerializeToString()
+    with pytest.raises(TypeError, match="object property"):
+        wire.batch_object("Coll", keys[0], tenant, {"nested": {"a": 1}}, None, name)

@@ -21,7 +21,7 @@ import numpy as np
 from ...errors import InvalidInput
 from ...vmig.batch import Batch
 from ..base import Hit, RunContext, Sink, WriteResult
-from . import readback
+from . import readback, wire
 from .client import DISTANCES, METRICS, Store
 from .codec import OWN, Codec, object_key
 from .config import WeaviateSinkConfig
@@ -29,7 +29,6 @@ from .config import WeaviateSinkConfig
 __all__ = ["WeaviateSink"]
 
 _TENANT = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
-_ALL_FAILED = "Every object failed during insertion. Here is the set of all errors: "
 
 
 class WeaviateSink(Sink):
@@ -191,12 +190,11 @@ class WeaviateSink(Sink):
             return WriteResult(0, {rec.id: reason for rec in batch.records})
         rejected: dict[str, str] = {}
         plan = self._plan(batch, rejected)
-        rows = mat.tolist() if mat is not None else None
         futures: list[Future[dict[str, str]]] = []
         buffers: dict[str, list[tuple[str, Any]]] = {}
         shape = self.store.read_shape()
         for i, tenant, key in plan:
-            obj = self._object(batch, i, key, rows, shape.multi_tenant, shape.only_vector)
+            obj = self._object(batch, i, key, mat, tenant, shape.multi_tenant, shape.only_vector)
             buffers.setdefault(tenant, []).append((batch.records[i].id, obj))
             if len(buffers[tenant]) >= self.cfg.chunk:
                 futures.append(self._submit(tenant, buffers.pop(tenant)))
@@ -234,18 +232,20 @@ class WeaviateSink(Sink):
             last[(tenant, object_key(rec.id))] = i
         return sorted(((i, tenant, key) for (tenant, key), i in last.items()), key=lambda t: t[0])
 
-    def _object(self, batch: Batch, i: int, key: str, rows: list[list[float]] | None, mt: bool, unnamed: bool) -> Any:
-        from weaviate.classes.data import DataObject
-
+    def _object(
+        self, batch: Batch, i: int, key: str, mat: np.ndarray | None, tenant: str, mt: bool, unnamed: bool
+    ) -> Any:
+        """The record's ``BatchObject`` protobuf (:mod:`.wire`)."""
         assert self.codec is not None
         rec = batch.records[i]
-        vec: Any = None
-        if rows is not None and (batch.has_vector is None or batch.has_vector[i]):
-            vec = rows[i] if unnamed else {self.cfg.vector_name: rows[i]}
+        vec = None
+        if mat is not None and (batch.has_vector is None or batch.has_vector[i]):
+            vec = mat[i]
         ns = None
         if not mt:
             ns = rec.namespace if rec.namespace is not None else self.cfg.namespace
-        return DataObject(properties=self.codec.encode(rec, ns), uuid=key, vector=vec)
+        name = None if unnamed else self.cfg.vector_name
+        return wire.batch_object(self.store.name, key, tenant, self.codec.encode(rec, ns), vec, name)
 
     def _submit(self, tenant: str, items: list[tuple[str, Any]]) -> Future[dict[str, str]]:
         """Send one chunk: the properties and tenant it needs exist first."""
@@ -265,17 +265,11 @@ class WeaviateSink(Sink):
 
     def _send(self, tenant: str, items: list[tuple[str, Any]]) -> dict[str, str]:
         """One gRPC batch; the records the server refused, with its reasons."""
-        from weaviate.exceptions import WeaviateInsertManyAllFailedError
-
-        coll = self.store.collection(tenant or None)
         try:
-            res = coll.data.insert_many([obj for _, obj in items])
-        except WeaviateInsertManyAllFailedError as exc:
-            reason = str(getattr(exc, "message", exc)).replace(_ALL_FAILED, "").strip()
-            return {rid: reason for rid, _ in items}
+            errors = wire.send(self.store.api, [obj for _, obj in items])
         except Exception as exc:  # noqa: BLE001
             self.store.fail(exc, "writing objects")
-        return {items[i][0]: str(err.message) for i, err in res.errors.items()}
+        return {items[i][0]: str(message) for i, message in errors.items()}
 
     def _ensure_tenants(self, tenants: list[str]) -> None:
         known = self.known_tenants if self.known_tenants is not None else set()
