@@ -365,3 +365,76 @@ def test_the_batch_request_is_the_clients_own_byte_for_byte(name: str | None, te
     assert encode(objects=mine).SerializeToString() == encode(objects=theirs).SerializeToString()
     with pytest.raises(TypeError, match="object property"):
         wire.batch_object("Coll", keys[0], tenant, {"nested": {"a": 1}}, None, name)
+
+
+def test_pages_read_without_the_clients_parsing_equal_the_clients_objects(fake: FakeWeaviate, tmp_path: Path) -> None:
+    """The source reads the iterator's replies itself (:mod:`vexrun.connectors.weaviate.wire`): what it reads
+    is what the client's iterator gives, and a page holding a kind of value it does not read (a date) is read
+    through the client."""
+    import datetime
+
+    from vexrun.connectors.weaviate import wire
+
+    kinds = {
+        "text": DataType.TEXT,
+        "page": DataType.INT,
+        "w": DataType.NUMBER,
+        "ok": DataType.BOOL,
+        "tags": DataType.TEXT_ARRAY,
+        "ints": DataType.INT_ARRAY,
+        "floats": DataType.NUMBER_ARRAY,
+        "flags": DataType.BOOL_ARRAY,
+    }
+    rng = np.random.default_rng(5)
+    with fake.client(KEY) as client:
+        simple = client.collections.create(
+            f"Simple{uuid.uuid4().hex[:6]}",
+            properties=[Property(name=k, data_type=t) for k, t in kinds.items()],
+            vector_config=Configure.Vectors.self_provided(),
+        )
+        objects = [
+            DataObject(
+                properties={
+                    "text": f"héllo {i}",
+                    "page": (-1) ** i * 2**40 + i,
+                    "w": i / 7,
+                    "ok": i % 2 == 0,
+                    "tags": ["a", f"t{i}"],
+                    "ints": [i, -(2**50)],
+                    "floats": [0.1 * i, -3.5],
+                    "flags": [True, i % 3 == 0],
+                }
+                if i % 5
+                else {"text": None, "page": i},  # absent properties
+                uuid=uuid.uuid4(),
+                vector=rng.standard_normal(3).astype(np.float32).tolist(),
+            )
+            for i in range(25)
+        ]
+        assert not simple.data.insert_many(objects).errors
+        dated = client.collections.create(
+            f"Dated{uuid.uuid4().hex[:6]}",
+            properties=[Property(name="text", data_type=DataType.TEXT), Property(name="at", data_type=DataType.DATE)],
+            vector_config=Configure.Vectors.self_provided(),
+        )
+        when = datetime.datetime(2026, 3, 4, 5, 6, 7, tzinfo=datetime.UTC)
+        assert not dated.data.insert_many(
+            [DataObject(properties={"text": "d", "at": when}, uuid=uuid.uuid4(), vector=[1.0, 0.0])]
+        ).errors
+        for coll, fast in ((simple, True), (dated, False)):
+            got = wire.page(wire.fetch(coll, 100, None), "default")
+            theirs = wire.items(list(coll.iterator(include_vector=True)), "default")
+            assert len(theirs) == (25 if fast else 1)
+            if fast:
+                assert got == theirs
+                assert all(
+                    type(a) is type(b)
+                    for x, y in zip(got, theirs, strict=True)
+                    for a, b in zip(x[1].values(), y[1].values(), strict=True)
+                )
+            else:
+                assert got is None
+    ((batch, _),) = _read(fake, tmp_path, dated.name, size=100)
+    assert batch.records[0].metadata == {"at": when.isoformat()} and batch.records[0].text == "d"
+    pages = _read(fake, tmp_path, simple.name, size=10)
+    assert sum(len(b) for b, _ in pages) == 25

@@ -24,6 +24,7 @@ from ...errors import InvalidInput
 from ...vmig.batch import Batch
 from ..base import Hit
 from ..encoding import from_store
+from . import wire
 from .client import Store
 from .codec import object_key, to_record
 from .config import WeaviateStoreConfig
@@ -55,30 +56,30 @@ def namespace_of(cfg: WeaviateStoreConfig, tenant: str) -> str | None:
 
 def to_batch(objects: Sequence[Any], cfg: WeaviateStoreConfig, tenant: str, multi_tenant: bool) -> Batch:
     """Objects as the client returns them (properties, vectors by name) as a batch, in store encoding."""
+    return batch_of(wire.items(list(objects), cfg.vector_name), cfg, tenant, multi_tenant)
+
+
+def batch_of(items: Sequence[wire.Item], cfg: WeaviateStoreConfig, tenant: str, multi_tenant: bool) -> Batch:
+    """Objects as (UUID, properties, float32 vector bytes) as a batch, in store encoding."""
     ns = namespace_of(cfg, tenant) if multi_tenant else None
     ns_key = None if multi_tenant else cfg.namespace_key
-    records: list[Record] = []
-    vectors: list[list[float] | None] = []
-    name = cfg.vector_name
-    for obj in objects:
-        records.append(to_record(obj.uuid, obj.properties, cfg.text_key, ns_key, ns))
-        vec = obj.vector.get(name) if obj.vector else None
-        vectors.append(vec if vec and not isinstance(vec[0], list) else None)
+    records = [to_record(uuid, props, cfg.text_key, ns_key, ns) for uuid, props, _ in items]
+    vectors = [vec for _, _, vec in items]
     if not any(v is not None for v in vectors):
         return Batch(records=records)
-    dims = {len(v) for v in vectors if v is not None}
-    if len(dims) != 1:
-        raise InvalidInput(f"weaviate objects of one collection have vectors of several sizes: {sorted(dims)}")
-    (d,) = dims
+    sizes = {len(v) // 4 for v in vectors if v is not None}
+    if len(sizes) != 1:
+        raise InvalidInput(f"weaviate objects of one collection have vectors of several sizes: {sorted(sizes)}")
+    (d,) = sizes
     if all(v is not None for v in vectors):  # the usual case: one conversion of the whole page
-        mat = np.array(vectors, dtype=np.float32)
+        mat = np.frombuffer(b"".join(vectors), dtype="<f4").reshape(len(records), d).copy()  # type: ignore[arg-type]
         mask = np.ones(len(records), dtype=bool)
     else:
         mat = np.zeros((len(records), d), dtype=np.float32)
         mask = np.zeros(len(records), dtype=bool)
         for i, v in enumerate(vectors):
             if v is not None:
-                mat[i] = v
+                mat[i] = np.frombuffer(v, dtype="<f4")
                 mask[i] = True
     for rec, has in zip(records, mask.tolist(), strict=True):
         if has:

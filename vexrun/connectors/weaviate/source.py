@@ -1,7 +1,7 @@
-"""Weaviate as a source: the client's cursor iterator (``collection.iterator(after=...)``: objects in UUID order,
-a page of ``page`` objects per gRPC request), tenant after tenant in name order. The cursor is the tenant and the
-UUID of the last object read, so a resumed export starts right after it; at the end the count read is checked
-against the collection's own count.
+"""Weaviate as a source: the requests of the client's cursor iterator (``collection.iterator(after=...)``:
+objects in UUID order, a page of ``page`` objects per gRPC request; the replies read by :mod:`.wire`), tenant
+after tenant in name order. The cursor is the tenant and the UUID of the last object read, so a resumed export
+starts right after it; at the end the count read is checked against the collection's own count.
 
 Without tenants, reading one namespace walks the whole collection and keeps that namespace's objects (Weaviate's
 cursor cannot be combined with a filter).
@@ -19,7 +19,7 @@ from typing import Any
 from ...errors import InvalidInput
 from ...vmig.batch import Batch
 from ..base import Cursor, RunContext, Source, group_ranges
-from . import readback
+from . import readback, wire
 from .client import Store
 from .config import WeaviateSourceConfig
 
@@ -71,25 +71,22 @@ class WeaviateSource(Source):
                 continue
             start = after if tenant == resume_tenant else None
             coll = store.collection(tenant or None)
-            it = store.call(
-                "reading objects", coll.iterator, include_vector=True, after=start, cache_size=min(cfg.page, 10_000)
-            )
-            buf: list[Any] = []
+            buf: list[wire.Item] = []
             last: str | None = start
-            for obj in _walk(store, it):
-                last = str(obj.uuid)
-                if keep_ns is not None and (obj.properties or {}).get(cfg.namespace_key) != keep_ns:
+            for item in _walk(store, coll, start, min(cfg.page, 10_000), cfg.vector_name):
+                last = item[0]
+                if keep_ns is not None and item[1].get(cfg.namespace_key) != keep_ns:
                     continue
-                buf.append(obj)
+                buf.append(item)
                 if len(buf) >= batch_size:
                     total += len(buf)
                     self.read += len(buf)
-                    yield readback.to_batch(buf, cfg, tenant, mt), _cursor(tenant, last, total, part)
+                    yield readback.batch_of(buf, cfg, tenant, mt), _cursor(tenant, last, total, part)
                     buf = []
             if buf:
                 total += len(buf)
                 self.read += len(buf)
-                yield readback.to_batch(buf, cfg, tenant, mt), _cursor(tenant, last, total, part)
+                yield readback.batch_of(buf, cfg, tenant, mt), _cursor(tenant, last, total, part)
         if part is not None:
             holds = sum(readback.total(store, t) for t in tenants)
             where = f" in tenants {part[0]!r} … {part[1]!r}"
@@ -144,14 +141,20 @@ def _cursor(tenant: str, after: str | None, read: int, part: list[str] | None) -
     return cur
 
 
-def _walk(store: Store, it: Any) -> Iterator[Any]:
-    """The iterator's objects, its failures as one clear line each."""
-    walker = iter(it)
+def _walk(store: Store, coll: Any, after: str | None, page: int, vector_name: str) -> Iterator[wire.Item]:
+    """The objects after ``after`` in UUID order, a page per request, as the client's iterator pages them
+    (:func:`wire.fetch`); a page holding property kinds :func:`wire.page` does not read is fetched again through
+    the client. Failures are one clear line each."""
     while True:
         try:
-            obj = next(walker)
-        except StopIteration:
-            return
+            reply = wire.fetch(coll, page, after)
+            got = wire.page(reply, vector_name)
+            if got is None:
+                res = coll.query.fetch_objects(limit=page, after=after, include_vector=True)
+                got = wire.items(list(res.objects), vector_name)
         except Exception as exc:  # noqa: BLE001 - every SDK failure becomes one line
             store.fail(exc, "reading objects")
-        yield obj
+        if not got:
+            return
+        yield from got
+        after = got[-1][0]
