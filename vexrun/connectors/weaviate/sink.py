@@ -28,6 +28,8 @@ from .config import WeaviateSinkConfig
 
 __all__ = ["WeaviateSink"]
 
+_ALL_FAILED = "Every object failed during insertion. Here is the set of all errors: "
+
 _TENANT = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 
 
@@ -44,6 +46,8 @@ class WeaviateSink(Sink):
         self.records = 0
         self.dims: int | None = None
         self.codec: Codec | None = None
+        #: write through :mod:`.wire` (False: the client's internals are not what it expects; ``insert_many``)
+        self.wire = True
         self.known_tenants: set[str] | None = None
         self.pool: ThreadPoolExecutor | None = None
 
@@ -95,6 +99,7 @@ class WeaviateSink(Sink):
             )
         self.dims = held or dims
         self.codec = Codec(cfg.text_key, None if shape.multi_tenant else cfg.namespace_key, dict(shape.props))
+        self.wire = wire.writable(store.api)
         self._own_properties(shape.props)
         self.known_tenants = set(store.tenants()) if shape.multi_tenant else None
 
@@ -235,7 +240,8 @@ class WeaviateSink(Sink):
     def _object(
         self, batch: Batch, i: int, key: str, mat: np.ndarray | None, tenant: str, mt: bool, unnamed: bool
     ) -> Any:
-        """The record's ``BatchObject`` protobuf (:mod:`.wire`)."""
+        """The record's ``BatchObject`` protobuf (:mod:`.wire`), or its ``DataObject`` for ``insert_many`` when
+        the client's internals are not what :mod:`.wire` expects."""
         assert self.codec is not None
         rec = batch.records[i]
         vec = None
@@ -245,7 +251,15 @@ class WeaviateSink(Sink):
         if not mt:
             ns = rec.namespace if rec.namespace is not None else self.cfg.namespace
         name = None if unnamed else self.cfg.vector_name
-        return wire.batch_object(self.store.name, key, tenant, self.codec.encode(rec, ns), vec, name)
+        props = self.codec.encode(rec, ns)
+        if self.wire:
+            return wire.batch_object(self.store.name, key, tenant, props, vec, name)
+        from weaviate.classes.data import DataObject
+
+        if vec is None:
+            return DataObject(properties=props, uuid=key)
+        values: list[float] = vec.tolist()
+        return DataObject(properties=props, uuid=key, vector=values if name is None else {name: values})
 
     def _submit(self, tenant: str, items: list[tuple[str, Any]]) -> Future[dict[str, str]]:
         """Send one chunk: the properties and tenant it needs exist first."""
@@ -265,11 +279,26 @@ class WeaviateSink(Sink):
 
     def _send(self, tenant: str, items: list[tuple[str, Any]]) -> dict[str, str]:
         """One gRPC batch; the records the server refused, with its reasons."""
+        if not self.wire:
+            return self._insert_many(tenant, items)
         try:
             errors = wire.send(self.store.api, [obj for _, obj in items])
         except Exception as exc:  # noqa: BLE001
             self.store.fail(exc, "writing objects")
         return {items[i][0]: str(message) for i, message in errors.items()}
+
+    def _insert_many(self, tenant: str, items: list[tuple[str, Any]]) -> dict[str, str]:
+        from weaviate.exceptions import WeaviateInsertManyAllFailedError
+
+        coll = self.store.collection(tenant or None)
+        try:
+            res = coll.data.insert_many([obj for _, obj in items])
+        except WeaviateInsertManyAllFailedError as exc:
+            reason = str(getattr(exc, "message", exc)).replace(_ALL_FAILED, "").strip()
+            return {rid: reason for rid, _ in items}
+        except Exception as exc:  # noqa: BLE001
+            self.store.fail(exc, "writing objects")
+        return {items[i][0]: str(err.message) for i, err in res.errors.items()}
 
     def _ensure_tenants(self, tenants: list[str]) -> None:
         known = self.known_tenants if self.known_tenants is not None else set()

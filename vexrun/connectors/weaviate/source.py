@@ -144,11 +144,12 @@ def _cursor(tenant: str, after: str | None, read: int, part: list[str] | None) -
 def _walk(store: Store, coll: Any, after: str | None, page: int, vector_name: str) -> Iterator[wire.Item]:
     """The objects after ``after`` in UUID order, a page per request, as the client's iterator pages them
     (:func:`wire.fetch`); a page holding property kinds :func:`wire.page` does not read is fetched again through
-    the client. Failures are one clear line each."""
+    the client, and every page is when the client's internals are not what :mod:`.wire` expects. Failures are one
+    clear line each."""
+    raw = wire.readable(coll)
     while True:
         try:
-            reply = wire.fetch(coll, page, after)
-            got = wire.page(reply, vector_name)
+            got = wire.page(wire.fetch(coll, page, after), vector_name) if raw else None
             if got is None:
                 res = coll.query.fetch_objects(limit=page, after=after, include_vector=True)
                 got = wire.items(list(res.objects), vector_name)

@@ -23,7 +23,36 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Item", "batch_object", "fetch", "items", "page", "send"]
+__all__ = ["Item", "batch_object", "fetch", "items", "page", "readable", "send", "writable"]
+
+
+def writable(client: Any) -> bool:
+    """Whether ``client`` has what :func:`send` uses (the connection ``insert_many`` sends on, and the protobuf
+    fields set here). A client whose internals changed is written through ``insert_many``, as before."""
+    try:
+        from weaviate.proto.v1 import base_pb2, batch_pb2
+    except ImportError:
+        return False
+    conn = getattr(client, "_connection", None)
+    fields = batch_pb2.BatchObject.DESCRIPTOR.fields_by_name
+    return (
+        callable(getattr(conn, "grpc_batch_objects", None))
+        and hasattr(getattr(conn, "timeout_config", None), "insert")
+        and {"collection", "uuid", "properties", "tenant", "vector_bytes", "vectors"} <= set(fields)
+        and hasattr(base_pb2.Vectors, "VECTOR_TYPE_SINGLE_FP32")
+    )
+
+
+def readable(coll: Any) -> bool:
+    """Whether ``coll`` has what :func:`fetch` uses (the query builder and connection of the client's iterator).
+    A client whose internals changed is read through ``fetch_objects``, as before."""
+    query = getattr(coll, "query", None)
+    needed = ("_parse_return_metadata", "_parse_return_properties", "_parse_return_references")
+    return (
+        callable(getattr(getattr(query, "_query", None), "get", None))
+        and callable(getattr(getattr(query, "_connection", None), "grpc_search", None))
+        and all(callable(getattr(query, name, None)) for name in needed)
+    )
 
 
 def _properties(props: dict[str, Any]) -> Any:
