@@ -388,3 +388,20 @@ def test_a_missing_libssl_names_make_test(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(service, "_SYSTEM_LIBS", ())
     with pytest.raises(RuntimeError, match="run `make test`"):
         service.libssl_dir()
+
+
+def test_commands_are_packed_as_redis_py_packs_them() -> None:
+    from redis.connection import Connection
+
+    from vexrun.connectors.redis.client import pack
+
+    commands = [
+        ("HSET", b"p:k\xff", "embedding", np.arange(4, dtype="<f4").tobytes(), "text", "ünï 🙂\r\n", "n", 7, "w", 0.1),
+        ("HDEL", "p:ünï", "metadata", b""),
+        (b"HGETALL", memoryview(b"p:x")),
+        ("SET", "k", -(2**70), "EX", 1.5e-7),
+    ]
+    assert pack(commands) == b"".join(Connection().pack_commands(commands))
+    for bad in (True, None, ["a"]):
+        with pytest.raises(TypeError, match="cannot be"):
+            pack([("SET", "k", bad)])

