@@ -6,10 +6,11 @@ every vector element: 54 µs an object of 384-d, against 8 µs for the same mess
 checked by the tests). The request is sent on the client's own connection (``grpc_batch_objects``: its stub,
 headers, retries and error mapping), as ``insert_many`` sends it.
 
-Reading: the client turns each result into an object in Python (a vector element by element, 12 µs for 384-d);
-here a page's vectors stay float32 bytes, stacked into the batch's matrix at once, and the properties of the
-kinds vexrun writes (text, int, number, boolean and their lists) are read directly; a page with any other kind
-is read again through the client, so every object comes back as the client would give it.
+Reading: the client turns each result into an object in Python (a 384-d vector into a list of floats: 8 µs, and
+12 µs with its conversion back to float32). Here a page's vectors stay float32 bytes, stacked into the batch's
+matrix at once, and the properties of the kinds vexrun writes (text, int, number, boolean and their lists) are
+read directly; a page with any other kind is read again through the client, so every object comes back as the
+client would give it.
 
 The property values written are those :class:`~.codec.Codec` writes: text, int, number and boolean scalars (in the
 request's ``non_ref_properties`` Struct, as the client puts them) and non-empty lists of one of those types (the
