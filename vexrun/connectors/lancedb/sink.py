@@ -404,9 +404,6 @@ class _Held:
         self.keys = all_keys[order]
         self.digests = all_digests[order]
 
-    def __len__(self) -> int:
-        return len(self.keys)
-
     def lookup(self, hashes: np.ndarray, digests: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per row: whether the table held its id, and whether it held it with this digest."""
         if not len(self.keys):
