@@ -22,6 +22,7 @@ __all__ = [
     "Record",
     "Scalar",
     "VmigRecord",
+    "VmigRecordRawVector",
     "is_semver",
     "record_schema",
 ]
@@ -92,6 +93,21 @@ class VmigRecord(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     modality: Annotated[OptStr, _desc("Content modality, 'text' by default.")] = None
     score: Annotated[float | None, _desc("A relevance or importance score.")] = None
     vex_version: Annotated[OptStr, _desc("Format version (SemVer).", pattern=SEMVER_PATTERN)] = None
+
+
+#: :class:`VmigRecord` with the vector left as its JSON text (``msgspec.Raw``; None when the line has no
+#: ``vector`` key). The reader's fast path decodes a line into it and has simdjson read the vector's numbers
+#: straight into a float64 buffer, with no Python float made per value. Every other field is typed and checked
+#: exactly as in :class:`VmigRecord`.
+VmigRecordRawVector: type[msgspec.Struct] = msgspec.defstruct(
+    "VmigRecordRawVector",
+    [
+        (f.name, msgspec.Raw, None) if f.name == "vector" else (f.name, f.type, f.default)
+        for f in msgspec.structs.fields(VmigRecord)
+    ],
+    forbid_unknown_fields=True,
+    kw_only=True,
+)
 
 
 class Record(msgspec.Struct, kw_only=True):

@@ -63,7 +63,9 @@ class _Builder:
         self.nbytes = 0
         self.chunks: list[np.ndarray] = []
         self.vec_rows: list[int] = []
-        self.pending: list[list[float]] = []
+        #: vectors as float lists or float64 buffers, and how many are lists
+        self.pending: list[Any] = []
+        self.pending_lists = 0
         self.pending_rows: list[int] = []
         self.pending_raws: list[bytes] = []
         #: row → raw line of records whose vector does not fit float32
@@ -72,12 +74,16 @@ class _Builder:
     def __len__(self) -> int:
         return len(self.records)
 
-    def add(self, rec: Record, vec: list[float] | None, lineno: int, raw: bytes) -> None:
+    def add(self, rec: Record, vec: Any, lineno: int, raw: bytes, n: int | None = None) -> None:
+        """``vec``: a list of floats, or (with its length ``n``) a buffer of float64 from :meth:`Checker.vector`."""
         if vec is not None:
+            if isinstance(vec, list):
+                n = len(vec)
+                self.pending_lists += 1
             self.pending.append(vec)
             self.pending_rows.append(len(self.records))
             self.pending_raws.append(raw)
-            self.dims = len(vec)
+            self.dims = n
             if len(self.pending) >= self._CHUNK:
                 self._convert()
         self.records.append(rec)
@@ -87,10 +93,19 @@ class _Builder:
     def _convert(self) -> None:
         if not self.pending:
             return
-        # Lists of Python floats convert fastest to float64; astype then rounds each value to the nearest
-        # float32, exactly as a direct conversion would.
+        # Vectors come as simdjson's float64 buffers, or as float lists (which convert fastest to float64);
+        # astype then rounds each value to the nearest float32, exactly as a direct conversion would.
+        pending = self.pending
+        if not self.pending_lists:
+            rows64 = np.frombuffer(b"".join(pending), dtype=np.float64).reshape(len(pending), -1)
+        elif self.pending_lists == len(pending):
+            rows64 = np.array(pending, dtype=np.float64)
+        else:
+            rows64 = np.array(
+                [v if isinstance(v, list) else np.frombuffer(v, dtype=np.float64) for v in pending], dtype=np.float64
+            )
         with np.errstate(over="ignore"):
-            rows = np.array(self.pending, dtype=np.float64).astype(np.float32)
+            rows = rows64.astype(np.float32)
         with np.errstate(over="ignore", invalid="ignore"):
             finite = np.isfinite(rows).all(axis=1)
         if not finite.all():
@@ -99,6 +114,7 @@ class _Builder:
         self.chunks.append(rows)
         self.vec_rows.extend(self.pending_rows)
         self.pending, self.pending_rows, self.pending_raws = [], [], []
+        self.pending_lists = 0
 
     def build(self, cursor: tuple[int, int]) -> Batch:
         self._convert()
@@ -163,6 +179,8 @@ def read_range(
     p = check_readable(path)
     checker = Checker()
     decode = checker.decode
+    decode_raw = checker.decode_raw
+    vector_of = checker.vector
     check_fast = checker.check_fast
     offset, lineno = start
     fh = open_data(p)
@@ -178,9 +196,17 @@ def read_range(
                 b.rejects.append(Reject(lineno, [make(lineno, "line-too-long", msg)], b""))
                 continue
             rec: Record
-            vec: list[float] | None
+            vec: Any
+            n: int | None
             try:
-                w = decode(raw)
+                w = decode_raw(raw)
+                got = vector_of(w.vector)
+                if got is None:  # a vector the fast path cannot vouch for: the reference decoder's verdict
+                    w = decode(raw)
+                    vec = w.vector
+                    n = None if vec is None else len(vec)
+                else:
+                    vec, n = got
             except ValueError:  # msgspec.DecodeError, or UnicodeDecodeError on bad UTF-8
                 stripped = raw.strip()
                 if not stripped or stripped.startswith(b"#"):
@@ -193,19 +219,19 @@ def read_range(
                     continue
                 b.warnings.extend(found)
                 rec, vec = record_from_object(obj)
+                n = None if vec is None else len(vec)
             else:
-                fs = check_fast(w, lineno)
+                fs = check_fast(w, lineno, n)
                 if fs is not None:
                     if any(f.severity == "error" for f in fs):
                         b.rejects.append(Reject(lineno, fs, raw))
                         continue
                     b.warnings.extend(fs)
-                vec = w.vector
                 rec = Record(
                     id=w.id,
                     text=w.text,
                     model=w.model,
-                    dims=len(vec) if vec is not None else w.dims,
+                    dims=n if vec is not None else w.dims,
                     namespace=w.namespace,
                     metadata=w.metadata,
                     created_at=w.created_at,
@@ -214,10 +240,10 @@ def read_range(
                     score=w.score,
                     vex_version=w.vex_version,
                 )
-            if vec is not None and b.dims is not None and len(vec) != b.dims and len(b):
+            if vec is not None and b.dims is not None and n != b.dims and len(b):
                 yield b.build((fh.tell() - len(raw), lineno - 1))
                 b = _Builder()
-            b.add(rec, vec, lineno, raw)
+            b.add(rec, vec, lineno, raw, n)
             if len(b) >= batch_size or b.nbytes >= max_batch_bytes:
                 yield b.build((fh.tell(), lineno))
                 b = _Builder()
