@@ -78,11 +78,13 @@ def test_a_later_higher_peak_is_found_and_a_steady_process_is_not_walked_at_ever
         b = bytearray(100 << 20); b[::4096] = b"x" * len(b[::4096]); time.sleep(0.6)
         del b
         time.sleep(0.3)
-        b = bytearray(180 << 20); b[::4096] = b"x" * len(b[::4096]); time.sleep(1.0)
+        b = bytearray(180 << 20); b[::4096] = b"x" * len(b[::4096]); time.sleep(2.5)
     """)
     m = measure([sys.executable, "-c", script])
     assert m.code == 0, m.err
     assert 180 <= m.rss_mb < 230, m.rss_mb
-    assert m.samples >= 25, m.samples
-    # PSS is read while the total could pass the peak (start, the two allocations), not in the steady parts
-    assert m.pss_reads <= m.samples // 3, (m.pss_reads, m.samples)
+    assert m.samples >= 40, m.samples
+    # PSS is read while the total could pass the peak (start, the two allocations), not in the steady parts: the
+    # 3.4 s of sleeps are ~68 samples on a quiet machine, of which one in ten reads. Start-up and the allocations
+    # take longer on a busy machine (every sample of them may read), so the bound is on the samples saved.
+    assert m.pss_reads <= m.samples - 30, (m.pss_reads, m.samples)
