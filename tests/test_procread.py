@@ -147,6 +147,22 @@ def test_leaving_early_stops_the_workers(tmp_path: Path) -> None:
     assert _readers() == []
 
 
+def test_workers_read_at_a_lower_cpu_priority(tmp_path: Path) -> None:
+    from vexrun.procread import READER_NICE
+
+    path = _messy_file(tmp_path / "messy.vmig.jsonl")
+    gen = read_batches_in_process(path, batch_size=10, jobs=2, chunk_bytes=5_000)
+    next(gen)
+    try:
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        workers = [p.pid for p in _readers()]
+        assert len(workers) == 2
+        assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in workers] == [min(19, ours + READER_NICE)] * 2
+        assert os.getpriority(os.PRIO_PROCESS, 0) == ours  # the run's own process keeps its priority
+    finally:
+        gen.close()
+
+
 def test_a_primed_source_parses_before_it_is_read_and_stops_what_it_started(tmp_path: Path) -> None:
     """The runner primes the first source before it opens the sinks: the workers start then; ``batches()`` with
     the same cursor takes them, with another cursor stops them and starts its own; ``close()`` stops unread ones."""

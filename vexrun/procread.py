@@ -8,7 +8,8 @@ cursors are exactly those of a serial read, except that a batch also ends at a c
 are counted per chunk in the workers and made absolute here. A gzip file is decompressed by one worker
 from start to end (a gzip stream cannot be cut).
 
-Memory is bounded: each worker runs at most ``depth`` batches ahead. Workers ignore SIGINT (the runner's
+Memory is bounded: each worker runs at most ``depth`` batches ahead. Workers run at a lower CPU priority
+(:data:`READER_NICE`): what waits on them comes first when the cores are contended. Workers ignore SIGINT (the runner's
 first Ctrl-C finishes the batch in flight; the workers must not die under it), are stopped by PID when
 the consumer leaves early, and exit on their own when this process dies. An error in a worker is raised
 here, with its message.
@@ -34,7 +35,7 @@ from .vmig.batch import Batch, Reject
 from .vmig.model import Record
 from .vmig.workers import forkserver, release
 
-__all__ = ["CHUNK_BYTES", "MIN_BYTES", "ProcessReader", "read_batches_in_process"]
+__all__ = ["CHUNK_BYTES", "MIN_BYTES", "READER_NICE", "ProcessReader", "read_batches_in_process"]
 
 _RECORDS_ENC = msgspec.msgpack.Encoder()
 _RECORDS_DEC = msgspec.msgpack.Decoder(list[Record])
@@ -74,6 +75,22 @@ def _align(fh: BinaryIO, cut: int, size: int) -> int:
         cut += len(block)
 
 
+#: How much less CPU priority the workers take than the run's own process (``nice`` steps). They read ahead into
+#: bounded queues, so when the cores are contended the work that waits on them should come first: the run's
+#: encoding and writing, and a store server on the same machine. 100k records into a local Redis: 3.45-3.70 s
+#: with the workers at the run's priority, 2.99-3.70 s at +5 (3.14-3.32 s at +10, 3.10-3.57 s at +19). Where
+#: nothing else wants the cores, it changes nothing.
+READER_NICE = 5
+
+
+def _yield_cpu() -> None:
+    if hasattr(os, "nice"):
+        try:
+            os.nice(READER_NICE)
+        except OSError:  # pragma: no cover - raising one's own niceness is always allowed on Linux and macOS
+            pass
+
+
 def _produce(
     path: str,
     batch_size: int,
@@ -88,6 +105,7 @@ def _produce(
 ) -> None:
     """A worker: parse chunks ``worker, worker + jobs, …`` and put their batches on ``out``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _yield_cpu()
     _watch_parent(alive)
     from .vmig.io import DEFAULT_MAX_LINE_BYTES
     from .vmig.reader import read_range
