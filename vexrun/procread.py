@@ -9,10 +9,10 @@ are counted per chunk in the workers and made absolute here. A gzip file is deco
 from start to end (a gzip stream cannot be cut).
 
 Memory is bounded: each worker runs at most ``depth`` batches ahead. Workers run at a lower CPU priority
-(:data:`READER_NICE`): what waits on them comes first when the cores are contended. Workers ignore SIGINT (the runner's
-first Ctrl-C finishes the batch in flight; the workers must not die under it), are stopped by PID when
-the consumer leaves early, and exit on their own when this process dies. An error in a worker is raised
-here, with its message.
+(:data:`READER_NICE`): what waits on them comes first when the cores are contended. Workers ignore SIGINT
+(the runner's first Ctrl-C finishes the batch in flight; the workers must not die under it), are stopped by
+PID when the consumer leaves early, and exit on their own when this process dies. An error in a worker is
+raised here, with its message.
 """
 
 from __future__ import annotations
