@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import vexrun.floatjson as floatjson
 import vexrun.vmig.checks as checks
 from vexrun.vmig import read_batches
 
@@ -93,7 +94,7 @@ def test_fast_path_equals_the_reference_decoder(tricky_file: Path, monkeypatch: 
 
     monkeypatch.setattr(checks.Checker, "vector", spy)
     fast = _read(tricky_file)
-    monkeypatch.setattr(checks, "simdjson", None)
+    monkeypatch.setattr(floatjson, "simdjson", None)
     reference = _read(tricky_file)
     assert fast[1] == reference[1]  # the float32 bits of every vector
     assert fast[0] == reference[0]  # records (dims included) and their line numbers
@@ -113,6 +114,6 @@ def test_fast_path_reads_what_vexrun_writes(tmp_path: Path, monkeypatch: pytest.
     path = tmp_path / "s.vmig.jsonl"
     write_synthetic(path, 3000, dims=48, seed=3)
     fast = _read(path)
-    monkeypatch.setattr(checks, "simdjson", None)
+    monkeypatch.setattr(floatjson, "simdjson", None)
     assert fast == _read(path)
     assert len(fast[0]) == 3000 and not fast[2]

@@ -18,14 +18,9 @@ from typing import Any
 import msgspec
 import orjson
 
+from ..floatjson import FloatArrays
 from .findings import Finding, make
 from .model import FIELDS, VmigRecord, VmigRecordRawVector, is_semver
-
-simdjson: Any
-try:
-    import simdjson
-except ImportError:  # pragma: no cover - a dependency; without it every vector is decoded by msgspec
-    simdjson = None
 
 __all__ = ["Checker", "diagnose", "is_timestamp"]
 
@@ -68,37 +63,17 @@ class Checker:
         self.decode: Callable[[bytes], VmigRecord] = msgspec.json.Decoder(VmigRecord).decode
         #: the same check with the vector left as its JSON text, for :meth:`vector`
         self.decode_raw: Callable[[bytes], Any] = msgspec.json.Decoder(VmigRecordRawVector).decode
-        self._parse: Callable[[Any], Any] | None = None if simdjson is None else simdjson.Parser().parse
+        self._floats = FloatArrays()
         self._versions: dict[str, bool] = {}
 
     def vector(self, raw: msgspec.Raw | None) -> tuple[Any, int] | tuple[None, None] | None:
         """The vector of a line decoded by :attr:`decode_raw`: ``(float64 buffer, length)``, ``(None, None)``
-        when the line has none, or None when this path cannot vouch for it (not a flat, non-empty array of
-        numbers in the double range, or simdjson missing): the caller then decodes the line with
-        :attr:`decode`, whose verdict and values are the reference. simdjson rounds each number to the nearest
-        double, as msgspec does."""
+        when the line has none, or None when this path cannot vouch for it (see
+        :meth:`~vexrun.floatjson.FloatArrays.read`): the caller then decodes the line with :attr:`decode`, whose
+        verdict and values are the reference."""
         if raw is None:
             return None, None
-        parse = self._parse
-        if parse is None:
-            return None
-        text = bytes(raw)
-        if text.find(b"[", 1) >= 0:  # a nested array (or a bracket in a string): simdjson would flatten it
-            return None
-        doc: Any = None
-        try:
-            doc = parse(text)
-            if doc is None:  # JSON null
-                return None, None
-            n = len(doc)
-            buf = doc.as_buffer(of_type="d")
-        except Exception:  # noqa: BLE001 - anything simdjson refuses, the reference decoder judges
-            return None
-        finally:
-            doc = None  # simdjson refuses to parse again while a view of its last document lives
-        if n == 0 or buf.size != 8 * n:
-            return None
-        return buf, n
+        return self._floats.read(bytes(raw))
 
     def version_ok(self, version: str) -> bool:
         ok = self._versions.get(version)
