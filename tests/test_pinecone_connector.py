@@ -334,3 +334,86 @@ def test_failures_are_one_line_without_the_key(fake: FakePinecone, tmp_path: Pat
     assert time.monotonic() - t0 < 15
     with pytest.raises(InvalidInput, match="does not exist"):
         _source(fake, tmp_path, _name())
+
+
+def _tricky_fetch_reply(*, without_values: bool = False) -> bytes:
+    """A fetch reply as Pinecone's JSON could spell it: number spellings chosen to trip a careless parser, and the
+    fields vexrun does not read; ``without_values`` adds records with empty and absent values (the SDK refuses
+    those replies)."""
+    rows = [
+        "0.1, -2.5, 1E5, -0, 3, 1.00000000000000000001, 1.4e-45, 3.4028234663852886e38",
+        "4.9406564584124654e-324, 2.2250738585072014e-308, 9007199254740993, -1e-7, 0.30000001192092896, 1e-45, 7, 8",
+    ]
+    vectors = {
+        "a": f'{{"id":"a","values":[{rows[0]}],"metadata":{{"text":"x","n":3,"f":3.0,"t":["p"],"b":true}}}}',
+        "b/ü": f'{{"id":"b/ü","values":[{rows[1]}],"sparseValues":{{"indices":[1],"values":[0.5]}}}}',
+    }
+    if without_values:
+        vectors["c"] = '{"id":"c","values":[],"metadata":{"only":"meta"}}'
+        vectors["d"] = '{"id":"d","metadata":null}'
+    body = ",".join(f'"{key}":{value}' for key, value in vectors.items())
+    return f'{{"vectors":{{{body}}},"namespace":"ns","usage":{{"readUnits":1}}}}'.encode()
+
+
+def test_fetch_replies_read_without_the_sdk_decoding_equal_what_the_sdk_decodes() -> None:
+    """The source reads ``fetch`` replies itself (values by simdjson into float32, the rest by msgspec): the
+    records and the float32 bits equal what the SDK's own decoding gives, on tricky number spellings."""
+    from pinecone._internal.adapters.vectors_adapter import VectorsAdapter
+
+    from vexrun.connectors.pinecone.codec import to_batch
+    from vexrun.connectors.pinecone.readback import decode_fetch
+
+    reply = _tricky_fetch_reply()
+    ours = decode_fetch(reply, "ns")
+    sdk = VectorsAdapter.to_fetch_response(reply)
+    theirs = {key: (key, vec.values, vec.metadata, "ns") for key, vec in sdk.vectors.items()}
+    assert list(ours) == list(theirs) == ["a", "b/ü"]
+    assert isinstance(ours["a"][1], np.ndarray) and ours["a"][1].dtype == np.float32  # the fast path was taken
+    mine, sdks = to_batch(list(ours.values()), "text"), to_batch(list(theirs.values()), "text")
+    assert mine.records == sdks.records
+    assert mine.vectors is not None and sdks.vectors is not None
+    assert np.array_equal(mine.vectors.view(np.uint32), sdks.vectors.view(np.uint32))
+    # records without values (which the SDK refuses to decode) are read as records without a vector
+    more = to_batch(list(decode_fetch(_tricky_fetch_reply(without_values=True), "ns").values()), "text")
+    assert more.records[:2] == mine.records and more.vectors is not None
+    assert more.has_vector is not None and more.has_vector.tolist() == [True, True, False, False]
+    assert np.array_equal(more.vectors[:2].view(np.uint32), mine.vectors.view(np.uint32))
+    assert more.records[2].metadata == {"only": "meta"} and more.records[3].metadata is None
+    # a reply that is not a fetch reply is an error, as it is for the SDK
+    with pytest.raises(Exception, match="Expected"):
+        decode_fetch(b'{"vectors":{"a":{"id":"a","values":[[1,2]]}}}', "ns")
+    with pytest.raises(Exception, match="Expected"):
+        decode_fetch(b'{"vectors":[]}', "ns")
+
+
+def test_the_export_reads_fetch_replies_itself(
+    fake: FakePinecone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the SDK it was checked with, the export sends the SDK's own fetch request and decodes the reply
+    itself; the records and vectors are those the SDK's ``index.fetch`` gives."""
+    from vexrun.connectors.pinecone import readback
+
+    name = _name()
+    sink = _sink(fake, tmp_path, name)
+    sink.prepare(8, "m")
+    recs, vecs = _records(300, seed=5)
+    assert _write(sink, recs, vecs) == {}
+    sink.close()
+    replies: list[int] = []
+    decode = readback.decode_fetch
+
+    def spy(content: bytes, namespace: str, floats: Any = None) -> Any:
+        replies.append(len(content))
+        return decode(content, namespace, floats)
+
+    monkeypatch.setattr(readback, "decode_fetch", spy)
+    fast = [(r, v) for batch, _ in _read(fake, tmp_path, name, size=64) for r, v in from_store(batch)]
+    assert len(replies) == 6  # 3 namespaces of 100 records, in batches of 64 and 36: one reply each
+    monkeypatch.setattr(readback, "_raw_fetch", lambda index: None)  # the SDK's index.fetch
+    slow = [(r, v) for batch, _ in _read(fake, tmp_path, name, size=64) for r, v in from_store(batch)]
+    assert len(replies) == 6 and len(fast) == len(slow) == 300
+    for (r1, v1), (r2, v2) in zip(fast, slow, strict=True):
+        assert r1 == r2 and v1 is not None and v2 is not None
+        assert np.array_equal(v1.view(np.uint32), v2.view(np.uint32))
+    want = {r.id: v for r, v in zip(recs, vecs, strict=True)}
+    assert all(np.array_equal(v.view(np.uint32), want[r.id].view(np.uint32)) for r, v in fast if v is not None)

@@ -5,6 +5,7 @@ index and its host, never the API key."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 from urllib.parse import urlsplit
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from pinecone import Pinecone
     from pinecone.index import Index
 
-__all__ = ["METRICS", "Store", "VEXRUN_METRICS", "display_url", "status_of"]
+__all__ = ["METRICS", "Store", "VEXRUN_METRICS", "display_url", "sdk_major", "status_of"]
 
 T = TypeVar("T")
 #: vexrun's metric names -> Pinecone's, and back
@@ -26,6 +27,17 @@ METRICS = {"cosine": "cosine", "l2": "euclidean", "dot": "dotproduct"}
 VEXRUN_METRICS = {v: k for k, v in METRICS.items()}
 DEFAULT_CONTROLLER = "https://api.pinecone.io"
 _UNREACHABLE = ("PineconeConnectionError", "PineconeTimeoutError", "ConnectError", "ConnectTimeout", "ReadTimeout")
+
+
+@functools.cache
+def sdk_major() -> int | None:
+    """The installed ``pinecone`` SDK's major version (None when it is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return int(version("pinecone").split(".")[0])
+    except (PackageNotFoundError, ValueError):
+        return None
 
 
 def display_url(url: str) -> str:

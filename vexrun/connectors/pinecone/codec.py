@@ -164,7 +164,7 @@ def _record(
         id=key,
         text=text,
         model=own.get("model"),
-        dims=len(values) if values else None,
+        dims=len(values) if values is not None and len(values) else None,
         namespace=namespace or None,
         metadata=meta,
         created_at=own.get("created_at"),
@@ -178,21 +178,23 @@ def _record(
 
 def to_batch(rows: Sequence[tuple[str, Sequence[float] | None, dict[str, Any] | None, str]], text_key: str) -> Batch:
     """A batch of (Pinecone id, values, metadata, namespace) rows, records as stored (ids and metadata still in
-    the store's encoding: :func:`~..encoding.from_store` decodes them)."""
+    the store's encoding: :func:`~..encoding.from_store` decodes them). Values are float lists or arrays; empty
+    or None is a record without a vector."""
     records = [_record(key, values, meta, ns, text_key) for key, values, meta, ns in rows]
-    dims = {len(values) for _, values, _, _ in rows if values}
+    sizes = [0 if values is None else len(values) for _, values, _, _ in rows]
+    dims = {size for size in sizes if size}
     if not dims:
         return Batch(records=records)
     if len(dims) > 1:
         raise ValueError(f"records of several dimensions: {sorted(dims)}")
     (d,) = dims
-    if all(values for _, values, _, _ in rows):  # one conversion for the whole matrix
+    if all(sizes):  # one conversion for the whole matrix
         mat = np.asarray([values for _, values, _, _ in rows], dtype=np.float32)
         return Batch(records=records, vectors=mat, has_vector=np.ones(len(rows), dtype=bool))
     mat = np.zeros((len(rows), d), dtype=np.float32)
     mask = np.zeros(len(rows), dtype=bool)
     for i, (_, values, _, _) in enumerate(rows):
-        if values:
+        if sizes[i]:
             mat[i] = values
             mask[i] = True
     return Batch(records=records, vectors=mat, has_vector=mask)

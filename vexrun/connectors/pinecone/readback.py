@@ -19,19 +19,33 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 import numpy as np
 
 from ...errors import InvalidInput
+from ...floatjson import FloatArrays
 from ...vmig.batch import Batch
 from ..base import Hit
 from ..encoding import from_store, store_id
-from .client import Store
+from .client import Store, sdk_major
 from .codec import store_key, to_batch
 from .config import PineconeStoreConfig
 from .pacing import Pacer
 from .plugin import CAPABILITIES
 
-__all__ = ["IDS_PER_REQUEST", "count", "delete", "fetch", "fetch_rows", "id_groups", "namespaces", "search"]
+__all__ = [
+    "IDS_PER_REQUEST",
+    "count",
+    "decode_fetch",
+    "decode_replies",
+    "delete",
+    "fetch",
+    "fetch_replies",
+    "fetch_rows",
+    "id_groups",
+    "namespaces",
+    "search",
+]
 
 IDS_PER_REQUEST = 1000
 #: URL-encoded ids one fetch carries at most (servers refuse request lines of 64 KB)
@@ -57,8 +71,77 @@ def id_groups(keys: Sequence[str]) -> Iterator[list[str]]:
         yield group
 
 
-def fetch_rows(store: Store, keys: Sequence[str], namespace: str, pacer: Pacer | None = None) -> dict[str, Row]:
-    """Pinecone id -> (id, values, metadata, namespace) of the ids the namespace holds."""
+class _Vector(msgspec.Struct):
+    values: msgspec.Raw = msgspec.Raw()  # the JSON text, empty when absent
+    metadata: dict[str, Any] | None = None
+
+
+class _Fetched(msgspec.Struct):
+    vectors: dict[str, _Vector] = msgspec.field(default_factory=dict)
+
+
+_decode_fetched = msgspec.json.Decoder(_Fetched).decode
+_decode_values = msgspec.json.Decoder(list[float]).decode
+
+
+def decode_fetch(content: bytes, namespace: str, floats: FloatArrays | None = None) -> dict[str, Row]:
+    """The rows of a ``fetch`` reply's JSON, as the SDK decodes them (msgspec, values as doubles), except that
+    each record's values become a float32 array read by simdjson (:mod:`vexrun.floatjson`), without a Python
+    float per value; values it cannot vouch for are decoded by msgspec, as the SDK does. A reply that is not a
+    fetch reply raises ``msgspec.DecodeError``."""
+    floats = floats or FloatArrays()
+    out: dict[str, Row] = {}
+    for key, vec in _decode_fetched(content).vectors.items():
+        values: Any = None
+        text = bytes(vec.values)
+        if text:
+            got = floats.read(text)
+            if got is None:
+                values = _decode_values(text)
+            elif got[0] is not None:
+                values = np.frombuffer(got[0], dtype=np.float64).astype(np.float32)
+        out[key] = (key, values, vec.metadata, namespace)
+    return out
+
+
+def _raw_fetch(index: Any) -> Callable[..., bytes] | None:
+    """The SDK's own ``GET /vectors/fetch`` (its connection, headers, retries and errors) answering the reply's
+    bytes, which :func:`decode_fetch` reads; None with an SDK other than the one this was checked with
+    (pinecone 10), which then decodes replies itself (``index.fetch``)."""
+    get = getattr(getattr(index, "_http", None), "get", None)
+    if get is None or sdk_major() != 10:
+        return None
+    from pinecone._internal.validation import require_valid_vector_ids
+
+    def run(ids: list[str], namespace: str) -> bytes:
+        require_valid_vector_ids("ids", ids)
+        params: dict[str, Any] = {"ids": ids}
+        if namespace:
+            params["namespace"] = namespace
+        return bytes(get("/vectors/fetch", timeout=None, params=params).content)
+
+    return run
+
+
+#: what :func:`fetch_replies` gives: the replies' bytes (decoded by :func:`decode_replies`), or the rows the SDK
+#: decoded
+Replies = list[bytes] | dict[str, Row]
+
+
+def fetch_replies(store: Store, keys: Sequence[str], namespace: str, pacer: Pacer | None = None) -> Replies:
+    """Fetch the ids the namespace holds (as many requests as :func:`id_groups` cuts): the replies' bytes,
+    or the rows when the SDK decodes its replies itself (an SDK other than the one :func:`_raw_fetch` was checked
+    with)."""
+    before = (lambda: pacer.acquire("fetch")) if pacer is not None else None
+    refused = (lambda hint: pacer.refused("fetch", hint)) if pacer is not None else None
+    raw = _raw_fetch(store.index)
+    if raw is not None:
+        retries = store.cfg.retries
+        doing = "fetching records"
+        return [
+            store.call(doing, raw, group, namespace, retries=retries, before=before, on_refused=refused)
+            for group in id_groups(keys)
+        ]
     out: dict[str, Row] = {}
     for group in id_groups(keys):
         got = store.call(
@@ -67,12 +150,32 @@ def fetch_rows(store: Store, keys: Sequence[str], namespace: str, pacer: Pacer |
             ids=group,
             namespace=namespace,
             retries=store.cfg.retries,
-            before=(lambda: pacer.acquire("fetch")) if pacer is not None else None,
-            on_refused=(lambda hint: pacer.refused("fetch", hint)) if pacer is not None else None,
+            before=before,
+            on_refused=refused,
         )
         for key, vec in got.vectors.items():
             out[key] = (key, vec.values, vec.metadata, namespace)
     return out
+
+
+def decode_replies(store: Store, replies: Replies, namespace: str) -> dict[str, Row]:
+    """The rows of :func:`fetch_replies`' replies (a reply that is not a fetch reply: one clear error)."""
+    if isinstance(replies, dict):
+        return replies
+    floats = FloatArrays()
+    out: dict[str, Row] = {}
+    for content in replies:
+        try:
+            out.update(decode_fetch(content, namespace, floats))
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            store.fail(exc, "reading fetched records")
+    return out
+
+
+def fetch_rows(store: Store, keys: Sequence[str], namespace: str, pacer: Pacer | None = None) -> dict[str, Row]:
+    """Pinecone id -> (id, values, metadata, namespace) of the ids the namespace holds; values are a float32
+    array (a list of floats when the SDK decoded them, or a value simdjson did not vouch for), or None."""
+    return decode_replies(store, fetch_replies(store, keys, namespace, pacer), namespace)
 
 
 def _keys(ids: Sequence[str]) -> list[str]:

@@ -24,7 +24,7 @@ from ...vmig.batch import Batch
 from ...vmig.model import Record
 from ..base import Hit, RunContext, Sink, WriteResult
 from . import readback
-from .client import Store, display_url, retry_after_of, status_of
+from .client import Store, display_url, retry_after_of, sdk_major, status_of
 from .codec import WireRecord, chunks, item_size, record_metadata, store_key, wire_values
 from .config import PineconeSinkConfig
 from .pacing import Pacer, retrying
@@ -34,15 +34,6 @@ __all__ = ["PineconeSink"]
 MAX_RECORDS = 1000
 #: statuses of a request Pinecone refuses for what it carries (split it to find the records at fault)
 _REFUSED = frozenset({400, 413, 422})
-
-
-def _sdk_major() -> int | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return int(version("pinecone").split(".")[0])
-    except (PackageNotFoundError, ValueError):
-        return None
 
 
 class PineconeSink(Sink):
@@ -63,7 +54,7 @@ class PineconeSink(Sink):
         #: records encoded at a time (about one request's worth, learned from the first ones)
         self.slice = 256
         #: values go to the SDK as pre-encoded JSON (see :class:`~.codec.JSONRow`): checked with pinecone 10
-        self.fragments = _sdk_major() == 10
+        self.fragments = sdk_major() == 10
 
     def identity(self) -> str:
         cfg = self.cfg

@@ -20,13 +20,14 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+from ...prefetch import prefetch
 from ...vmig.batch import Batch
 from ..base import Cursor, RunContext, Source, group_ranges
 from .client import Store
 from .codec import to_batch
 from .config import PineconeSourceConfig
 from .pacing import Pacer
-from .readback import fetch_rows
+from .readback import Replies, decode_replies, fetch_replies
 
 __all__ = ["LIST_PAGE", "PineconeSource"]
 
@@ -86,9 +87,37 @@ class PineconeSource(Source):
 
     def batches(self, cursor: Cursor | None, batch_size: int) -> Iterator[tuple[Batch, Cursor]]:
         """Batches of up to ``batch_size`` records; the last page of each batch is listed short so a batch ends
-        on a page boundary, where its cursor (``{"ns", "token", "read"}``) resumes."""
+        on a page boundary, where its cursor (``{"ns", "token", "read"}``) resumes. The ids of the next batches
+        are listed in a thread (two batches ahead), and the next batch is fetched in another while this one is
+        decoded."""
         if cursor and cursor.get("done"):
             return
+        part: list[str] | None = cursor.get("part") if cursor else None
+        total = int(cursor.get("read", 0)) if cursor else 0
+        listed = prefetch(self._listed(cursor, batch_size), depth=2)
+        for ns, ids, after, replies in prefetch(self._fetched(listed), depth=1):
+            found = decode_replies(self.store, replies, ns)
+            rows = [found[key] for key in ids if key in found]
+            total += len(rows)
+            self.read += len(rows)
+            after["read"] = total
+            if rows:
+                yield to_batch(rows, self.cfg.text_key), after
+        self._verify(total, part)
+
+    def _fetched(
+        self, listed: Iterator[tuple[str, list[str], Cursor]]
+    ) -> Iterator[tuple[str, list[str], Cursor, Replies]]:
+        try:
+            for ns, ids, after in listed:
+                yield ns, ids, after, (fetch_replies(self.store, ids, ns, self.fetches) if ids else {})
+        finally:
+            close = getattr(listed, "close", None)
+            if close is not None:
+                close()
+
+    def _listed(self, cursor: Cursor | None, batch_size: int) -> Iterator[tuple[str, list[str], Cursor]]:
+        """(namespace, ids, the cursor after them but its ``read``) of each batch, page by page."""
         spaces = self._spaces()
         part: list[str] | None = cursor.get("part") if cursor else None
         if part is not None:
@@ -96,7 +125,6 @@ class PineconeSource(Source):
             share = max(1, int(cursor.get("share", 1)))  # type: ignore[union-attr]
             self.lists.set_rate(self.cfg.lists_per_second / share)
             self.fetches.set_rate(self.cfg.fetches_per_second / share)
-        total = int(cursor.get("read", 0)) if cursor else 0
         at_ns: str | None = cursor.get("ns") if cursor else None
         token: str | None = cursor.get("token") if cursor else None
         start = bisect.bisect_left(spaces, at_ns) if at_ns is not None else 0
@@ -113,23 +141,17 @@ class PineconeSource(Source):
                         token = None  # an empty page ends the namespace, whatever it says
                     if token is None:
                         break
-                found = fetch_rows(self.store, ids, ns, self.fetches) if ids else {}
-                rows = [found[key] for key in ids if key in found]
-                total += len(rows)
-                self.read += len(rows)
                 if token is not None:
-                    after: Cursor = {"ns": ns, "token": token, "read": total}
+                    after: Cursor = {"ns": ns, "token": token}
                 elif pos + 1 < len(spaces):
-                    after = {"ns": spaces[pos + 1], "token": None, "read": total}
+                    after = {"ns": spaces[pos + 1], "token": None}
                 else:
-                    after = {"done": True, "read": total}
+                    after = {"done": True}
                 if part is not None:
                     after.update(part=part, share=cursor.get("share", 1))  # type: ignore[union-attr]
-                if rows:
-                    yield to_batch(rows, self.cfg.text_key), after
+                yield ns, ids, after
                 if token is None:
                     break
-        self._verify(total, part)
 
     def _verify(self, total: int, part: list[str] | None = None) -> None:
         where = ""
