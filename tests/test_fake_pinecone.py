@@ -222,3 +222,100 @@ def test_injected_failures_and_the_process_service(fake: FakePinecone, pc: Pinec
     finally:
         service.stop(handle)
     assert handle.proc is not None and handle.proc.returncode == 0
+
+
+def _upsert_bodies() -> list[bytes]:
+    """Upsert bodies, written by hand: number spellings chosen to trip a careless parser, and every way an upsert
+    can be wrong that the fast parse must leave to the reference (orjson) or judge alike."""
+    good = [
+        "0.1, -2.5, 1E5, -0, 3, 1.00000000000000000001, 1.4e-45, 3.4028234663852886e38",
+        "4.9406564584124654e-324, 2.2250738585072014e-308, 9007199254740993, -1e-7, 0.30000001192092896, 1e-45, 7, 8",
+        "1, 0, 0, 0, 0, 0, 0, 18446744073709551615",
+    ]
+    vec = '{{"id":{id},"values":[{values}],"metadata":{meta}}}'
+    bodies = [
+        '{"vectors":['
+        + ",".join(vec.format(id=f'"v{i}"', values=v, meta='{"k":1}') for i, v in enumerate(good))
+        + "]}",
+        '{"namespace":"ns2","vectors":[' + vec.format(id='"u"', values=good[0], meta='{"t":["a"],"f":2.5}') + "]}",
+        '{"vectors":[{"id":"s","values":[' + good[1] + '],"sparseValues":{"indices":[1],"values":[0.5]}}]}',
+    ]
+    wrong = [
+        vec.format(id='"w"', values="1, 2, 3", meta="null"),  # wrong dimension
+        vec.format(id='"w"', values="1, 2, 3, 4, 5, 6, 7, 1e39", meta="null"),  # beyond float32: not finite
+        vec.format(id='"w"', values="0, 0, 0, 0, 0, 0, 0, -0", meta="null"),  # all zeros
+        vec.format(id='"w"', values='1, 2, 3, 4, 5, 6, 7, "8"', meta="null"),  # a string (numpy would take it)
+        vec.format(id='"w"', values="1, 2, 3, 4, 5, 6, 7, true", meta="null"),  # a boolean (numpy would take it)
+        vec.format(id='"w"', values="[1, 2], 3, 4, 5, 6, 7, 8", meta="null"),  # nested
+        vec.format(id='"w"', values="1, 2, 3, 4, 5, 6, 7, 1e400", meta="null"),  # beyond a double
+        vec.format(id='"w"', values="1, 2, 3, 4, 5, 6, 7, 123456789012345678901234567890", meta="null"),
+        '{"id":"w","values":[],"metadata":null}',
+        '{"id":"w","values":null}',
+        '{"id":"w"}',
+        vec.format(id="7", values=good[0], meta="null"),  # an id that is not a string
+        vec.format(id='"w"', values=good[0], meta="[1]"),  # metadata that is not an object
+        '"not an object"',
+    ]
+    bodies += ['{"vectors":[' + item + "]}" for item in wrong]
+    bodies += [
+        '{"vectors":[]}',
+        '{"vectors":{}}',
+        '{"namespace":7,"vectors":[]}',
+        "[]",
+        "{",
+        '{"vectors":[{"id":"x",}]}',
+    ]
+    return [body.encode() for body in bodies]
+
+
+def test_the_fast_upsert_parse_answers_and_stores_as_the_reference(
+    fake: FakePinecone, pc: Pinecone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fake reads an upsert's values with simdjson (no Python float per value) where it can: every body gets
+    the same answer, and every stored vector the same float32 bits, as with the whole body read by orjson."""
+    from vexrun.testing.pinecone import api
+
+    answers: dict[str, list[tuple[int, bytes]]] = {}
+    stored: dict[str, dict[str, Any]] = {}
+    fast: list[bool] = []
+    parse = api.DataPlane._upsert_fast
+
+    arrays: list[int] = []
+
+    def spy(self: Any, body: bytes) -> Any:
+        got = parse(self, body)
+        fast.append(got is not None)
+        arrays.append(0 if got is None else sum(isinstance(v.get("values"), np.ndarray) for v in got[1]))
+        return got
+
+    for mode in ("fast", "reference"):
+        name = _name()
+        pc.create_index(name=name, dimension=8, metric="cosine", spec=ServerlessSpec(cloud="aws", region="us-east-1"))
+        host = fake.host(name)
+        if mode == "fast":
+            monkeypatch.setattr(api.DataPlane, "_upsert_fast", spy)
+        else:
+            monkeypatch.setattr(api.DataPlane, "_upsert_fast", lambda self, body: None)
+        with httpx.Client(base_url=host) as http:
+            headers = {"Api-Key": KEY, "Content-Type": "application/json"}
+            answers[mode] = [
+                (r.status_code, r.content)
+                for r in (http.post("/vectors/upsert", content=b, headers=headers) for b in _upsert_bodies())
+            ]
+        stored[mode] = {
+            f"{ns}/{rid}": (vec.view(np.uint32).tolist(), meta)
+            for ns, space in fake.indexes[name].namespaces.items()
+            for rid, (vec, meta) in space.records.items()
+        }
+    assert answers["fast"] == answers["reference"]
+    assert stored["fast"] == stored["reference"]
+    assert sorted(stored["fast"]) == ["/s", "/v0", "/v1", "/v2", "/w", "ns2/u"]  # "/w": the integer beyond 64 bits
+    assert [status for status, _ in answers["fast"]].count(200) == 4
+    # the fast parse took every body msgspec reads as an object with a list of objects under "vectors", values
+    # simdjson does not vouch for read by orjson alone; it left to the reference the number beyond a double
+    # (orjson refuses the body), the item that is not an object and the bodies of other shapes
+    beyond, not_object = [False], [False]
+    assert fast == [True] * 3 + [True] * 6 + beyond + [True] * 6 + not_object + [True, False, True, False, False, False]
+    # simdjson read the values of the well-formed vectors and of those refused for their dims, finiteness, zeros,
+    # id or metadata; the string, boolean, nested array, integer beyond 64 bits, [] and null went to orjson
+    assert arrays == [3, 1, 1] + [1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0] + [0] * 6, arrays

@@ -205,16 +205,27 @@ class IndexData:
         return len(rows)
 
     def check_values(self, values: Any, what: str = "Vector") -> np.ndarray:
-        if not isinstance(values, list) or not values:
-            raise Refused(400, f"{what} must have at least one of non-empty dense values or sparse values")
-        if len(values) != self.dimension:
-            raise Refused(
-                400, f"{what} dimension {len(values)} does not match the dimension of the index {self.dimension}"
-            )
-        try:
-            vec = np.asarray(values, dtype=np.float32)
-        except (TypeError, ValueError):
-            raise Refused(400, f"{what} values must be numbers") from None
+        """The float32 vector of an upsert's (or a query's) values: a JSON list, or the float64 array the fast
+        parse read from one (flat, non-empty, numbers only), checked alike."""
+        if isinstance(values, np.ndarray):
+            if len(values) != self.dimension:
+                raise Refused(
+                    400, f"{what} dimension {len(values)} does not match the dimension of the index {self.dimension}"
+                )
+            with np.errstate(over="ignore"):  # a double beyond float32 becomes inf, refused below as from a list
+                vec = values.astype(np.float32)
+        else:
+            if not isinstance(values, list) or not values:
+                raise Refused(400, f"{what} must have at least one of non-empty dense values or sparse values")
+            if len(values) != self.dimension:
+                raise Refused(
+                    400, f"{what} dimension {len(values)} does not match the dimension of the index {self.dimension}"
+                )
+            # numbers only: numpy would also take booleans and numeric strings, which Pinecone refuses
+            if any(type(v) is not float and type(v) is not int for v in values):
+                raise Refused(400, f"{what} values must be numbers")
+            with np.errstate(over="ignore"):  # a double beyond float32 becomes inf, refused below
+                vec = np.asarray(values, dtype=np.float32)
         if not np.isfinite(vec).all():
             raise Refused(400, f"{what} values must be finite numbers")
         if what == "Vector" and not vec.any():
