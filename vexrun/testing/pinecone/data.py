@@ -184,6 +184,9 @@ class Namespace:
         return self._matrix
 
 
+_NUMBER_TYPES = frozenset({float, int})
+
+
 @dataclass
 class IndexData:
     """One dense index: its shape and its namespaces ('' is the default namespace)."""
@@ -222,7 +225,7 @@ class IndexData:
                     400, f"{what} dimension {len(values)} does not match the dimension of the index {self.dimension}"
                 )
             # numbers only: numpy would also take booleans and numeric strings, which Pinecone refuses
-            if any(type(v) is not float and type(v) is not int for v in values):
+            if not set(map(type, values)) <= _NUMBER_TYPES:
                 raise Refused(400, f"{what} values must be numbers")
             with np.errstate(over="ignore"):  # a double beyond float32 becomes inf, refused below
                 vec = np.asarray(values, dtype=np.float32)
