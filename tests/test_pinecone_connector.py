@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 
 from conftest import partitioned_read
@@ -417,3 +418,22 @@ def test_the_export_reads_fetch_replies_itself(
         assert np.array_equal(v1.view(np.uint32), v2.view(np.uint32))
     want = {r.id: v for r, v in zip(recs, vecs, strict=True)}
     assert all(np.array_equal(v.view(np.uint32), want[r.id].view(np.uint32)) for r, v in fast if v is not None)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 257])
+def test_wire_values_are_each_rows_json_and_its_size(rows: int) -> None:
+    """The upsert values of a float32 matrix: each row's JSON (float32's shortest decimals, or exact doubles
+    where a double parse could come back one bit off) and its size in bytes, for one row and many."""
+    from vexrun.connectors.pinecone.codec import wire_values
+
+    rng = np.random.default_rng(rows)
+    mat = (rng.standard_normal((rows, 24)) * 0.05).astype(np.float32)
+    mat[0, :3] = [1e-30, -3.0e20, 2.0**60]  # the rows checked through a double
+    for fragments in (True, False):
+        values, sizes = wire_values(mat, fragments=fragments)
+        assert len(values) == len(sizes) == rows
+        for row, value, size in zip(mat, values, sizes, strict=True):
+            text = orjson.dumps(value)
+            assert len(text) == size
+            back = np.asarray(orjson.loads(text), dtype=np.float64).astype(np.float32)
+            assert np.array_equal(back.view(np.uint32), row.view(np.uint32))
