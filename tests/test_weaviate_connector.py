@@ -179,7 +179,20 @@ def test_prepare_refuses_a_collection_of_another_shape(fake: FakeWeaviate, tmp_p
         again.close()
 
 
-def test_objects_the_server_refuses_are_rejected_with_its_reason(fake: FakeWeaviate, tmp_path: Path) -> None:
+def test_objects_the_server_refuses_are_rejected_with_its_reason(
+    fake: FakeWeaviate, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """...and the requests go as the bytes vexrun encodes, on the client's channel (``wire.send``'s raw call)."""
+    from vexrun.connectors.weaviate import wire
+
+    calls: list[int] = []
+    raw_call = wire._raw_call
+
+    def spy(conn: Any) -> Any:
+        calls.append(1)
+        return raw_call(conn)
+
+    monkeypatch.setattr(wire, "_raw_call", spy)
     name = f"Dims{uuid.uuid4().hex[:8]}"
     sink = _sink(fake, tmp_path, name, dims=4)
     try:
@@ -194,6 +207,7 @@ def test_objects_the_server_refuses_are_rejected_with_its_reason(fake: FakeWeavi
         )
         assert list(rejected) == ["b1"] and "Existing nodes have vectors with length 6" in rejected["b1"]
         assert sink.count("alpha") == 2
+        assert len(calls) == 3  # one request for a1, one for each tenant of the second write
     finally:
         sink.close()
 
@@ -365,6 +379,21 @@ def test_the_batch_request_is_the_clients_own_byte_for_byte(name: str | None, te
     assert encode(objects=mine).SerializeToString() == encode(objects=theirs).SerializeToString()
     with pytest.raises(TypeError, match="object property"):
         wire.batch_object("Coll", keys[0], tenant, {"nested": {"a": 1}}, None, name)
+    # the objects as vexrun encodes their bytes itself (what the sink sends): the same request
+    framed = [wire.object_bytes("Coll", k, tenant, p, v, name) for p, v, k in zip(props, vectors, keys, strict=True)]
+    framed.append(wire.object_bytes("Coll", keys[0], tenant, {"a": "x"}, None, name))  # no vector
+    ours, client = wire.request_of(framed), encode(objects=theirs)
+    client.objects.append(wire.batch_object("Coll", keys[0], tenant, {"a": "x"}, None, name))
+    assert ours == client
+    assert ours.SerializeToString(deterministic=True) == client.SerializeToString(deterministic=True)
+    # values the encoder leaves to the client's protobufs: their message, or their error
+    got = encode.FromString(wire.object_bytes("Coll", keys[0], tenant, {"nothing": None}, None, name))
+    assert list(got.objects) == [wire.batch_object("Coll", keys[0], tenant, {"nothing": None}, None, name)]
+    for bad in ({"nested": {"a": 1}}, {"big": [2**64]}, {"mixed": [1, "a"]}, {"odd": [b"x"]}):
+        with pytest.raises((TypeError, ValueError)) as err:
+            wire.object_bytes("Coll", keys[0], tenant, bad, None, name)
+        with pytest.raises(err.type):
+            wire.batch_object("Coll", keys[0], tenant, bad, None, name)
 
 
 def test_pages_read_without_the_clients_parsing_equal_the_clients_objects(fake: FakeWeaviate, tmp_path: Path) -> None:

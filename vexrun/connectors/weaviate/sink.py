@@ -240,8 +240,8 @@ class WeaviateSink(Sink):
     def _object(
         self, batch: Batch, i: int, key: str, mat: np.ndarray | None, tenant: str, mt: bool, unnamed: bool
     ) -> Any:
-        """The record's ``BatchObject`` protobuf (:mod:`.wire`), or its ``DataObject`` for ``insert_many`` when
-        the client's internals are not what :mod:`.wire` expects."""
+        """The record's ``BatchObject``, serialized (:func:`.wire.object_bytes`), or its ``DataObject`` for
+        ``insert_many`` when the client's internals are not what :mod:`.wire` expects."""
         assert self.codec is not None
         rec = batch.records[i]
         vec = None
@@ -253,7 +253,7 @@ class WeaviateSink(Sink):
         name = None if unnamed else self.cfg.vector_name
         props = self.codec.encode(rec, ns)
         if self.wire:
-            return wire.batch_object(self.store.name, key, tenant, props, vec, name)
+            return wire.object_bytes(self.store.name, key, tenant, props, vec, name)
         from weaviate.classes.data import DataObject
 
         if vec is None:
