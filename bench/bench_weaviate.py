@@ -10,8 +10,8 @@ run:
 - ``vexrun run`` of a .vmig.jsonl → weaviate import and a weaviate → .vmig.jsonl export of the same data, with
   the probe's batch size and parallelism.
 
-    python bench/bench_weaviate.py                 # 30k records x 384-d (the fake path is ~5k objects/s)
-    python bench/bench_weaviate.py --records 100000
+    python bench/bench_weaviate.py                 # 100k records x 384-d (the issue's size: the fake has no index)
+    python bench/bench_weaviate.py --records 30000
 
 Each step runs in its own process (``vexrun.testing.rss.measure``): its peak RSS is its own; the fake's is not
 counted. Both sides pay the same fake server, so the ratio compares the clients. Target (issue 4): a migration
@@ -221,14 +221,14 @@ def bench(n: int, dims: int, work: Path, batch: int, server: service.WeaviateHan
 def main() -> None:
     global SERVER_PID
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, action="append", help="records (repeatable; default 30000)")
+    parser.add_argument("--records", type=int, action="append", help="records (repeatable; default 100000)")
     parser.add_argument("--dims", type=int, default=384)
     parser.add_argument("--batch", type=int, default=5000, help="vexrun's run.batch_size")
     parser.add_argument("--dir", type=Path, default=None, help="where the data goes (default: a temp dir)")
     parser.add_argument("--no-probe", action="store_true", help="skip the probe (use batches of 500 x 2 in flight)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vexrun-bench-weaviate-", dir=args.dir))
-    for n in args.records or [30_000]:
+    for n in args.records or [100_000]:
         server = service.start(work / f"server-{n}")
         SERVER_PID = server.pid
         print(f"fake Weaviate: ready in {server.startup_s:.2f} s")
