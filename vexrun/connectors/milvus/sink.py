@@ -34,6 +34,7 @@ from .common import (
     open_store,
     sdk,
 )
+from .wire import WireWriter, wire_writer
 
 __all__ = ["MilvusSink", "MilvusSinkConfig"]
 
@@ -88,6 +89,7 @@ class MilvusSink(Sink):
         self.cfg = config
         self.store: Store | None = None
         self.pool: ThreadPoolExecutor | None = None
+        self.writer: WireWriter | None = None
         self.fresh = True
         self.dims: int | None = None
         self.metric: str | None = None
@@ -112,6 +114,8 @@ class MilvusSink(Sink):
         self.records = int((state or {}).get("records", 0))
         if self.store.local is None and self.cfg.concurrency > 1:
             self.pool = ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="milvus-upsert")
+        #: upserts built and sent by vexrun on the client's stub (None: through ``MilvusClient.upsert``)
+        self.writer = wire_writer(self.store, self.cfg.db_name)
 
     # -- the collection ----------------------------------------------------------------------------------
 
@@ -254,8 +258,13 @@ class MilvusSink(Sink):
         cuts.append(len(rows))
         pieces = [rows[a:b] for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
 
+        writer = self.writer
+
         def send(piece: list[dict[str, Any]]) -> None:
-            store.call("upserting records", store.client.upsert, store.collection, piece)
+            if writer is not None:
+                writer.upsert(piece)
+            else:
+                store.call("upserting records", store.client.upsert, store.collection, piece)
 
         if self.pool is None or len(pieces) == 1:
             for piece in pieces:
