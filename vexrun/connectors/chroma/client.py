@@ -16,14 +16,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
+import msgspec
 import numpy as np
 import orjson
 
 from ...errors import ConnectError, InvalidInput, UsageError
+from ...floatjson import FloatArrays
 from ...vmig.batch import Batch
 from ...vmig.model import Record
 from ..base import RunContext
@@ -215,6 +218,31 @@ class Store:
         dim = getattr(model, "dimension", None)
         return int(dim) if isinstance(dim, int) else None
 
+    def raw_getter(self) -> Callable[..., dict[str, Any]] | None:
+        """``get`` by offset as the HTTP client sends it (its session, headers, timeout and errors), the reply read
+        by vexrun (:func:`decode_get`): the embeddings by simdjson into one float32 matrix, without the client's
+        Python float per value and its float64 copy. None for an embedded store, or a client whose internals
+        are not what this expects (the source then calls ``Collection.get``). Safe to call from several
+        threads (httpx's client is)."""
+        coll = self.coll
+        api = getattr(coll, "_client", None)
+        session, base = getattr(api, "_session", None), getattr(api, "_api_url", None)
+        raise_error = getattr(api, "_raise_chroma_error", None)
+        if self.local or session is None or not isinstance(base, str) or raise_error is None:
+            return None
+        from urllib.parse import quote
+
+        path = f"/tenants/{coll.tenant}/databases/{coll.database}/collections/{coll.id}/get"
+        url = base + quote(path, safe="/")
+
+        def get(*, limit: int, offset: int, where: dict[str, Any] | None, include: list[str]) -> dict[str, Any]:
+            body = {"ids": None, "where": where, "limit": limit, "offset": offset, "where_document": None}
+            response = session.request("post", url, content=orjson.dumps({**body, "include": include}))
+            raise_error(response)
+            return decode_get(response.content)
+
+        return get
+
     def where_namespace(self, namespace: str | None) -> dict[str, Any] | None:
         return None if namespace is None else {self.cfg.namespace_key: namespace}
 
@@ -309,6 +337,45 @@ def record_metadata(rec: Record, cfg: ChromaStoreConfig, default_ns: str | None)
         except TypeError as exc:
             return f"extra fields are not JSON ({exc})"
     return meta
+
+
+class _GetReply(msgspec.Struct):
+    ids: list[str]
+    embeddings: list[msgspec.Raw] | None = None
+    documents: list[str | None] | None = None
+    metadatas: list[dict[str, Any] | None] | None = None
+
+
+_decode_get_reply = msgspec.json.Decoder(_GetReply).decode
+
+
+def decode_get(content: bytes) -> dict[str, Any]:
+    """A ``get`` reply's JSON as ``Collection.get`` returns it (ids, documents, metadatas deserialized as the client
+    does), the embeddings as one float32 matrix read by simdjson (:mod:`vexrun.floatjson`): the same float32 bits
+    as the client's doubles cast to float32. An embedding simdjson does not vouch for is read as the client reads
+    it."""
+    from chromadb.api.types import deserialize_metadata
+
+    reply = _decode_get_reply(content)
+    n = len(reply.ids)
+    embeddings: Any = None
+    if reply.embeddings is not None:
+        floats = FloatArrays()
+        rows: list[Any] = []
+        for raw in reply.embeddings:
+            text = bytes(raw)
+            got = floats.read(text)
+            if got is not None and got[0] is not None:
+                rows.append(np.frombuffer(got[0], dtype=np.float64))
+            else:  # as the client reads it: orjson's values through numpy (a null becomes NaN)
+                rows.append(np.asarray(orjson.loads(text), dtype=np.float64))
+        embeddings = np.asarray(rows, dtype=np.float32) if rows else np.zeros((0, 0), np.float32)
+    metadatas = reply.metadatas
+    if metadatas is not None:
+        metadatas = [deserialize_metadata(m) if m is not None else None for m in metadatas]
+    if embeddings is not None and len(embeddings) != n:
+        raise ValueError(f"the reply holds {len(embeddings)} embeddings for {n} ids")
+    return {"ids": reply.ids, "embeddings": embeddings, "documents": reply.documents, "metadatas": metadatas}
 
 
 def rows_to_batch(got: dict[str, Any], cfg: ChromaStoreConfig) -> Batch:
