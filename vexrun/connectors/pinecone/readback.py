@@ -111,7 +111,10 @@ def _raw_fetch(index: Any) -> Callable[..., bytes] | None:
     get = getattr(getattr(index, "_http", None), "get", None)
     if get is None or sdk_major() != 10:
         return None
-    from pinecone._internal.validation import require_valid_vector_ids
+    try:
+        from pinecone._internal.validation import require_valid_vector_ids
+    except ImportError:
+        return None
 
     def run(ids: list[str], namespace: str) -> bytes:
         require_valid_vector_ids("ids", ids)
