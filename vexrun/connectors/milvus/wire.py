@@ -17,6 +17,7 @@ import numpy as np
 
 from ...errors import ConnectError
 from ...vmig.batch import Batch
+from ..protowire import length_delimited
 from .codec import decode_row
 from .common import COLUMNS, ID, METADATA, NAMESPACE, TEXT, VECTOR, VEXRUN, Store, milvus_error
 
@@ -136,7 +137,7 @@ class WireWriter:
         sc = self.schema
         mat = np.ascontiguousarray(np.stack([row[VECTOR] for row in rows]), dtype="<f4")
         packed = mat.tobytes()
-        floats = sc.FloatArray.FromString(b"\x0a" + _varint(len(packed)) + packed)
+        floats = sc.FloatArray.FromString(length_delimited(b"\x0a", packed))
         varchar, json_kind = self.kinds["VarChar"], self.kinds["JSON"]
 
         def strings(name: str) -> Any:
@@ -173,15 +174,6 @@ class WireWriter:
             self._send(self.handler, self.request(rows))
         except Exception as exc:  # noqa: BLE001 - grpc.RpcError, MilvusException: one line
             raise milvus_error(exc, self.store.where, "upserting records") from None
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def wire_writer(store: Store, db_name: str | None) -> WireWriter | None:

@@ -28,6 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from ..protowire import length_delimited as _ld
+from ..protowire import varint as _varint
+
 __all__ = [
     "WIRE_FIELDS",
     "Item",
@@ -201,27 +204,8 @@ def _wire_fields_match() -> bool:
     return base_pb2.Vectors.VECTOR_TYPE_SINGLE_FP32 == 1
 
 
-def _varint_bytes(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-_SMALL_VARINTS = [_varint_bytes(n) for n in range(1 << 14)]
 _DOUBLE = struct.Struct("<d").pack
 _INT64 = (-(1 << 63), (1 << 63) - 1)
-
-
-def _varint(n: int) -> bytes:
-    return _SMALL_VARINTS[n] if n < 16384 else _varint_bytes(n)
-
-
-def _ld(tag: bytes, payload: bytes) -> bytes:
-    """A length-delimited field: its tag, its length, its bytes."""
-    return tag + _varint(len(payload)) + payload
 
 
 def _scalar(value: Any) -> bytes:
@@ -242,7 +226,7 @@ def _int_list(values: list[int]) -> bytes:
     for v in values:
         if type(v) is not int or not low <= v <= high:
             raise ValueError("an int list property beyond int64")
-        out.append(_varint(v) if 0 <= v < 16384 else _varint_bytes(v & 0xFFFFFFFFFFFFFFFF))
+        out.append(_varint(v & 0xFFFFFFFFFFFFFFFF))
     return b"".join(out)
 
 
