@@ -64,6 +64,18 @@ def resident(pid):
     except (OSError, ValueError, IndexError):
         return None
 
+PF_EXITING = 0x4
+
+# A process exiting (or a zombie) unmaps while it and its siblings are read, at moments that do not add up: a read
+# then counts pages another read counts too (a fork's 150 MB counted as 412). Its last reading stands.
+def exiting(pid):
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return fields[0] in (b"Z", b"X", b"x") or bool(int(fields[6]) & PF_EXITING)
+    except (OSError, ValueError, IndexError):
+        return True
+
 def pss(pid):
     try:  # proportional set size: pages shared between the processes (libraries) count once in all
         with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
@@ -73,8 +85,9 @@ def pss(pid):
 
 # Reading smaps_rollup walks a process's page tables under its mmap lock: milliseconds each, and it slows the
 # process's own page faults. So a process's PSS is read again when the tree's total could be above the peak seen
-# so far (a process's PSS grows by at most what its resident size, a counter in statm, grows), and at least every
-# REFRESH samples: a copy-on-write break after a fork raises PSS with no resident size changing anywhere.
+# so far (a process's PSS grows by at most what its resident size, a counter in statm, grows), at least every
+# REFRESH samples (a copy-on-write break after a fork raises PSS with no resident size changing anywhere), and for
+# every process when one appears (a fork lowers the others' PSS).
 REFRESH = 10
 last = {}  # pid -> (pss, resident when it was read, sample number when it was read)
 reads = [0]
@@ -86,9 +99,14 @@ def tree_pss(root, now):
     def total():
         return sum(last[pid][0] + max(0, r - last[pid][1]) if pid in last else r for pid, r in pids)
     above = total() > peak[0]
+    # a process that appeared (a fork) shares pages with the others: their PSS fell without any counter moving,
+    # and their last reads would count the shared pages again
+    born = any(pid not in last for pid, _ in pids)
     for pid, r in pids:
         seen = last.get(pid)
-        if seen is None or now - seen[2] >= REFRESH or (above and r != seen[1]):
+        if seen is None or born or now - seen[2] >= REFRESH or (above and r != seen[1]):
+            if seen is not None and exiting(pid):
+                continue
             p_ = pss(pid)
             reads[0] += 1
             last[pid] = (p_ if p_ is not None else r, r, now)
