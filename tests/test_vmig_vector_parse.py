@@ -34,6 +34,28 @@ def _tricky_numbers(rng: np.random.Generator) -> list[str]:
     return out
 
 
+def _spy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """For each line decoded, whether simdjson read its vector (by :meth:`Checker.split`, or after msgspec by
+    :meth:`Checker.vector`)."""
+    taken: list[bool] = []
+    vector, split = checks.Checker.vector, checks.Checker.split
+
+    def spy_vector(self: checks.Checker, raw: Any) -> Any:
+        got = vector(self, raw)
+        taken.append(got is not None and got[0] is not None)
+        return got
+
+    def spy_split(self: checks.Checker, line: bytes) -> Any:
+        got = split(self, line)
+        if got is not None:
+            taken.append(True)
+        return got
+
+    monkeypatch.setattr(checks.Checker, "vector", spy_vector)
+    monkeypatch.setattr(checks.Checker, "split", spy_split)
+    return taken
+
+
 def _read(path: Path) -> tuple[list[Any], list[Any], list[Any]]:
     records, vectors, verdicts = [], [], []
     for b in read_batches(path, batch_size=7):
@@ -84,15 +106,7 @@ def tricky_file(tmp_path: Path) -> Path:
 
 
 def test_fast_path_equals_the_reference_decoder(tricky_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    taken: list[bool] = []
-    vector = checks.Checker.vector
-
-    def spy(self: checks.Checker, raw: Any) -> Any:
-        got = vector(self, raw)
-        taken.append(got is not None and got[0] is not None)
-        return got
-
-    monkeypatch.setattr(checks.Checker, "vector", spy)
+    taken = _spy(monkeypatch)
     fast = _read(tricky_file)
     monkeypatch.setattr(floatjson, "simdjson", None)
     reference = _read(tricky_file)
@@ -117,3 +131,56 @@ def test_fast_path_reads_what_vexrun_writes(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(floatjson, "simdjson", None)
     assert fast == _read(path)
     assert len(fast[0]) == 3000 and not fast[2]
+
+
+def test_split_reads_only_the_records_own_vector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """:meth:`Checker.split` finds the vector by its key's text: a key of that name elsewhere, a duplicate key, a
+    key spelt with an escape or the words in the text must not make it read the wrong array."""
+    vec = "[0.5, -1.25, 3.0]"
+    lines = [
+        _line(0, vec),  # the plain case, "vector": [ with a space
+        '{"id":"r1","text":"t","vector":[0.5,-1.25,3.0],"vex_version":"1.0.0"}\n',  # vexrun's and Vex's spacing
+        _line(2, vec, metadata={"vector": [9.0, 9.0]}),  # a metadata key "vector" before the record's own
+        _line(3, None, metadata={"vector": [9.0, 9.0]}),  # ... and no vector of its own: text only
+        _line(4, None, metadata={"vector": 5}),
+        '{"id":"r5","text":"t","vex_version":"1.0.0","vector":[1.0,2.0,3.0],"vector":[4.0,5.0,6.0]}\n',
+        '{"id":"r6","text":"t","vex_version":"1.0.0","vector":[1.0,2.0,3.0],"vec\\u0074or":[4.0,5.0,6.0]}\n',
+        '{"id":"r7","text":"t","vex_version":"1.0.0","vec\\u0074or":[4.0,5.0,6.0],"vector":[1.0,2.0,3.0]}\n',
+        _line(8, vec, text='say "vector": [1.0, 2.0, 3.0] twice'),
+        _line(9, None, text='"vector":[1.0, 2.0, 3.0]'),
+        _line(10, vec, dims=4),  # the other fields are checked as on the whole line
+        _line(11, vec, score="high"),
+        _line(12, vec, extra_key=1),
+        '{"id":"r13","text":"t","vex_version":"1.0.0","vector":[1.0,2.0,3.0]} trailing\n',
+        '{"id":"r14","text":"t","vex_version":"1.0.0","vector":[1.0,2.0,3.0]\n',
+        '{"id":"r15","text":"t","vex_version":"1.0.0","vector":[1.0,2.0,3.0],"model":"\xff"}\n',
+        _line(16, '[1.0, 2.0, "3.0"]'),
+    ]
+    path = tmp_path / "keys.vmig.jsonl"
+    path.write_bytes("".join(lines).encode("utf-8", "surrogateescape").replace(b"\xc3\xbf", b"\xff"))
+    taken: list[tuple[int, bool]] = []
+    split = checks.Checker.split
+
+    def spy(self: checks.Checker, line: bytes) -> Any:
+        got = split(self, line)
+        taken.append((int(json.loads(line[: line.index(b",")] + b"}")["id"][1:]), got is not None))
+        return got
+
+    monkeypatch.setattr(checks.Checker, "split", spy)
+    fast = _read(path)
+    monkeypatch.setattr(floatjson, "simdjson", None)
+    reference = _read(path)
+    assert fast == reference
+    # r7: the escaped key comes first, so the plain one is the vector; r10 is then refused by the rules (dims)
+    assert [i for i, hit in taken if hit] == [0, 1, 7, 8, 10]
+    vectors = {r.id: v for (r, _), v in zip(fast[0], fast[1], strict=True)}
+
+    def floats(rid: str) -> list[float] | None:
+        data, has = vectors[rid]
+        return np.frombuffer(data, dtype=np.float32).tolist() if has else None
+
+    assert floats("r2") == [0.5, -1.25, 3.0] and floats("r3") is None and floats("r9") is None
+    assert floats("r5") == floats("r6") == [4.0, 5.0, 6.0]  # the last key wins, escaped or not
+    assert floats("r7") == [1.0, 2.0, 3.0]
+    refused = sorted(v[0] for v in fast[2] if len(v) == 2)
+    assert refused == [11, 12, 14, 15, 16, 17], fast[2]  # r10, r11, r13-r16 (lines count from 1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,7 @@ from .model import FIELDS, VmigRecord, VmigRecordRawVector, is_semver
 __all__ = ["Checker", "diagnose", "is_timestamp"]
 
 _KNOWN = frozenset(FIELDS)
+_VECTOR_KEY = b'"vector":'
 _STR_FIELDS = ("model", "namespace", "source_store", "modality")
 
 
@@ -64,7 +66,44 @@ class Checker:
         #: the same check with the vector left as its JSON text, for :meth:`vector`
         self.decode_raw: Callable[[bytes], Any] = msgspec.json.Decoder(VmigRecordRawVector).decode
         self._floats = FloatArrays()
+        #: what :meth:`split` puts in place of the vector: no file can be written to hold it by design
+        self._mark = b'"vexrun-vector-' + secrets.token_hex(8).encode() + b'"'
         self._versions: dict[str, bool] = {}
+
+    def split(self, line: bytes) -> tuple[Any, Any, int] | None:
+        """The line as :attr:`decode_raw` decodes it, with its vector read by :meth:`vector`, or None when this
+        path cannot vouch for the line (the caller then takes :attr:`decode_raw` and :meth:`vector`).
+
+        msgspec no longer scans the vector's text only to hand it over: the array after the first
+        ``"vector":`` (up to the first ``]``: a number holds none) is read by simdjson, and msgspec decodes the
+        rest of the line with a marker in its place. The marker (a string with 64 random bits, drawn per
+        checker) coming back as the top-level ``vector`` proves the array was the record's own vector and not a
+        nested key of that name (nor a duplicate key that a later one overrides). Every other field is decoded,
+        type-checked and refused exactly as on the whole line: the line is the same bytes around the vector."""
+        i = line.find(_VECTOR_KEY)
+        if i < 0:
+            return None
+        i += len(_VECTOR_KEY)
+        while line[i : i + 1] in (b" ", b"\t"):
+            i += 1
+        if line[i : i + 1] != b"[":
+            return None
+        j = line.find(b"]", i)
+        if j < 0:
+            return None
+        try:
+            w = self.decode_raw(line[:i] + self._mark + line[j + 1 :])
+        except ValueError:  # msgspec.DecodeError, or bad UTF-8: the whole line gets its own verdict
+            return None
+        if w.vector is None or bytes(w.vector) != self._mark:
+            return None
+        got = self._floats.read(line[i : j + 1])
+        if got is None:
+            return None
+        buf, n = got
+        if buf is None or n is None:
+            return None
+        return w, buf, n
 
     def vector(self, raw: msgspec.Raw | None) -> tuple[Any, int] | tuple[None, None] | None:
         """The vector of a line decoded by :attr:`decode_raw`: ``(float64 buffer, length)``, ``(None, None)``

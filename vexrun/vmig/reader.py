@@ -181,6 +181,7 @@ def read_range(
     decode = checker.decode
     decode_raw = checker.decode_raw
     vector_of = checker.vector
+    split = checker.split
     check_fast = checker.check_fast
     offset, lineno = start
     fh = open_data(p)
@@ -199,14 +200,18 @@ def read_range(
             vec: Any
             n: int | None
             try:
-                w = decode_raw(raw)
-                got = vector_of(w.vector)
-                if got is None:  # a vector the fast path cannot vouch for: the reference decoder's verdict
-                    w = decode(raw)
-                    vec = w.vector
-                    n = None if vec is None else len(vec)
+                hit = split(raw)
+                if hit is not None:
+                    w, vec, n = hit
                 else:
-                    vec, n = got
+                    w = decode_raw(raw)
+                    got = vector_of(w.vector)
+                    if got is None:  # a vector the fast path cannot vouch for: the reference decoder's verdict
+                        w = decode(raw)
+                        vec = w.vector
+                        n = None if vec is None else len(vec)
+                    else:
+                        vec, n = got
             except ValueError:  # msgspec.DecodeError, or UnicodeDecodeError on bad UTF-8
                 stripped = raw.strip()
                 if not stripped or stripped.startswith(b"#"):
