@@ -2,8 +2,9 @@
 the other cores while the runner encodes and writes what was read before.
 
 The file is cut into chunks of whole lines (about ``chunk_bytes`` each); worker ``w`` of ``J`` parses
-chunks ``w, w + J, w + 2J, …`` with the same reader as a serial read and sends each batch, pickled, through
-a bounded queue; this process takes the chunks back in file order, so the records, their order and the
+chunks ``w, w + J, w + 2J, …`` with the same reader as a serial read and sends each batch through a pipe of its
+own (:class:`_Sender`: the records as one msgpack blob, the vectors as they lie in memory, neither pickled nor
+copied on the way); this process takes the chunks back in file order, so the records, their order and the
 cursors are exactly those of a serial read, except that a batch also ends at a chunk's end. Line numbers
 are counted per chunk in the workers and made absolute here. A gzip file is decompressed by one worker
 from start to end (a gzip stream cannot be cut).
@@ -21,6 +22,7 @@ import os
 import pickle
 import queue
 import signal
+import struct
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -34,6 +36,12 @@ from .errors import VexrunError
 from .vmig.batch import Batch, Reject
 from .vmig.model import Record
 from .vmig.workers import forkserver, release
+
+fcntl: Any
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None
 
 __all__ = ["CHUNK_BYTES", "MIN_BYTES", "READER_NICE", "ProcessReader", "read_batches_in_process"]
 
@@ -83,6 +91,76 @@ def _align(fh: BinaryIO, cut: int, size: int) -> int:
 READER_NICE = 5
 
 
+#: a message's first part: how many out-of-band buffers follow it, then their sizes (see :class:`_Sender`)
+_COUNT = struct.Struct("<I")
+#: the pipe's kernel buffer (Linux): a batch of 1,000 × 384 crosses in 2 writes, not 24 of 64 KiB
+PIPE_BYTES = 1 << 20
+
+
+class _Sender:
+    """A worker's end of its pipe. :meth:`put` queues a message and returns; a thread writes the queued messages,
+    so the parser runs up to ``depth`` messages ahead of the consumer. Each message goes out as its pickle (protocol
+    5) with the large buffers (a batch's vectors, its records' msgpack) left out of band, then those buffers, each
+    written to the pipe from where it lies: :func:`_recv` reads them into buffers of their own. (A
+    ``multiprocessing.Queue`` pickled each message twice and copied every buffer six times on the way.)"""
+
+    def __init__(self, conn: Connection, depth: int) -> None:
+        self.conn = conn
+        self.queue: queue.Queue[tuple[bytes, list[memoryview]] | None] = queue.Queue(maxsize=depth)
+        self.thread = threading.Thread(target=self._send, name="vexrun-reader-send", daemon=True)
+        self.thread.start()
+
+    def put(self, item: tuple[Any, ...]) -> None:
+        buffers: list[pickle.PickleBuffer] = []
+        head = pickle.dumps(item, protocol=5, buffer_callback=buffers.append)
+        views = [b.raw() for b in buffers]
+        sizes = struct.pack(f"<{len(views)}Q", *(v.nbytes for v in views))
+        self.queue.put((_COUNT.pack(len(views)) + sizes + head, views))
+
+    def _send(self) -> None:
+        send = self.conn.send_bytes
+        gone = False
+        while (msg := self.queue.get()) is not None:
+            if gone:  # the consumer is gone (it stopped early, or died): the rest is dropped, nothing blocks
+                continue
+            head, views = msg
+            try:
+                send(head)
+                for view in views:
+                    send(view)
+            except OSError:
+                gone = True
+
+    def close(self) -> None:
+        """Send what is queued, then close the pipe."""
+        self.queue.put(None)
+        self.thread.join()
+        self.conn.close()
+
+
+def _recv(conn: Connection) -> Any:
+    """The next message a :class:`_Sender` sent on ``conn``; EOFError if the pipe closed first."""
+    head = conn.recv_bytes()
+    (count,) = _COUNT.unpack_from(head)
+    sizes = struct.unpack_from(f"<{count}Q", head, _COUNT.size)
+    buffers = []
+    for size in sizes:
+        buf = bytearray(size)
+        if conn.recv_bytes_into(buf) != size:
+            raise EOFError("a message ended early")
+        buffers.append(buf)
+    return pickle.loads(memoryview(head)[_COUNT.size + 8 * count :], buffers=buffers)
+
+
+def _widen(conn: Connection) -> None:
+    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setpipe is not None:
+        try:
+            fcntl.fcntl(conn.fileno(), setpipe, PIPE_BYTES)
+        except OSError:  # over the system's limit for this user: the default size works too
+            pass
+
+
 def _yield_cpu() -> None:
     if hasattr(os, "nice"):
         try:
@@ -99,11 +177,12 @@ def _produce(
     chunk_bytes: int,
     worker: int,
     jobs: int,
-    out: Any,
+    out: Connection,
+    depth: int,
     alive: Connection,
     max_line_bytes: int | None = None,
 ) -> None:
-    """A worker: parse chunks ``worker, worker + jobs, …`` and put their batches on ``out``."""
+    """A worker: parse chunks ``worker, worker + jobs, …`` and send their batches on ``out``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _yield_cpu()
     _watch_parent(alive)
@@ -112,9 +191,8 @@ def _produce(
 
     limits = {"batch_size": batch_size, "max_line_bytes": max_line_bytes or DEFAULT_MAX_LINE_BYTES}
 
-    def put(item: tuple[Any, ...]) -> None:
-        out.put(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
-
+    sender = _Sender(out, depth)
+    put = sender.put
     try:
         if size is None:  # gzip: one chunk, the whole stream from the start cursor
             put((_END, 0, _put_all(read_range(path, start=(start[0], 0), **limits), put)))
@@ -134,8 +212,7 @@ def _produce(
     except BaseException as exc:  # noqa: BLE001 - sent to the consumer and raised there
         put((_ERROR, _portable(exc)))
     finally:
-        out.close()
-        out.join_thread()  # everything put is in the pipe before the process ends
+        sender.close()  # everything put is in the pipe before the process ends
 
 
 def _watch_parent(alive: Connection) -> None:
@@ -174,10 +251,10 @@ def _pack(batch: Batch) -> tuple[Any, ...]:
     except (TypeError, OverflowError, msgspec.EncodeError):
         return (_BATCH, batch)
     rest = (batch.vectors, batch.has_vector, batch.lines, batch.rejects, batch.warnings, batch.cursor)
-    return (_PACKED, records, rest)
+    return (_PACKED, pickle.PickleBuffer(records), rest)
 
 
-def _unpack(records: bytes, rest: tuple[Any, ...]) -> Batch:
+def _unpack(records: Any, rest: tuple[Any, ...]) -> Batch:
     vectors, has_vector, lines, rejects, warnings, cursor = rest
     batch = Batch(_RECORDS_DEC.decode(records), vectors, has_vector, lines, rejects, warnings)
     batch.cursor = cursor
@@ -259,12 +336,15 @@ class ProcessReader:
         jobs = self.jobs = 1 if gz else max(1, jobs)
         chunk_bytes, depth = (0, 2) if gz else _sizes(p, start[0], batch_size, chunk_bytes)
         ctx = forkserver()
-        self.queues = [ctx.Queue(maxsize=depth) for _ in range(jobs)]
+        pipes = [ctx.Pipe(duplex=False) for _ in range(jobs)]
+        for reader, _ in pipes:
+            _widen(reader)
+        self.pipes = [reader for reader, _ in pipes]
         alive, self.held = ctx.Pipe(duplex=False)  # the workers watch `alive`; `held` stays here until the end
         self.workers = [
             ctx.Process(
                 target=_produce,
-                args=(str(p), batch_size, start, size, chunk_bytes, w, jobs, self.queues[w], alive, max_line_bytes),
+                args=(str(p), batch_size, start, size, chunk_bytes, w, jobs, pipes[w][1], depth, alive, max_line_bytes),
                 name=f"vexrun-reader-{w}",
                 daemon=True,
             )
@@ -280,16 +360,18 @@ class ProcessReader:
             raise
         finally:
             alive.close()
+            for _, writer in pipes:  # a worker's end is the worker's alone: its exit is then the pipe's end here
+                writer.close()
 
     def __iter__(self) -> Iterator[Batch]:
-        jobs, queues, workers, p = self.jobs, self.queues, self.workers, self.path
+        jobs, pipes, workers, p = self.jobs, self.pipes, self.workers, self.path
         base = self.base
         try:
             k = 0
             while True:
                 w = k % jobs
                 while True:
-                    kind, *value = pickle.loads(_get(queues[w], workers[w], p))
+                    kind, *value = _get(pipes[w], workers[w], p)
                     if kind == _PACKED:
                         yield _shift(_unpack(*value), base)
                     elif kind == _BATCH:
@@ -318,23 +400,21 @@ class ProcessReader:
         for worker in self.workers:
             if worker.pid is not None:
                 worker.join(timeout=5)
-        for q in self.queues:
-            q.close()
-            q.cancel_join_thread()
+        for conn in self.pipes:
+            conn.close()
         self.held.close()
         release()
 
 
-def _get(q: Any, worker: Any, path: Path) -> bytes:
+def _get(conn: Connection, worker: Any, path: Path) -> Any:
     """The next message of ``worker``; an error if it died without one."""
     while True:
-        try:
-            return q.get(timeout=1.0)  # type: ignore[no-any-return]
-        except queue.Empty:
-            if not worker.is_alive():
-                try:
-                    return q.get(timeout=0.5)  # type: ignore[no-any-return]
-                except queue.Empty:
-                    raise VexrunError(
-                        f"{path}: a reader process stopped unexpectedly (exit code {worker.exitcode})"
-                    ) from None
+        if conn.poll(1.0):
+            try:
+                return _recv(conn)
+            except (EOFError, OSError):  # its end of the pipe closed: it exited
+                break
+        if not worker.is_alive() and not conn.poll(0.5):
+            break
+    worker.join(timeout=1.0)
+    raise VexrunError(f"{path}: a reader process stopped unexpectedly (exit code {worker.exitcode})") from None
