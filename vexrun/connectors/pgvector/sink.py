@@ -295,7 +295,10 @@ class PgvectorSink(Sink):
         try:
             conn.execute(f"CREATE INDEX IF NOT EXISTS {index_name(name, 'namespace')} ON {self.table} (namespace, id)")
             self._build_hnsw(conn)
-            conn.execute(f"ANALYZE {self.table}")
+            # the statistics of the columns vexrun's queries filter and sort by (namespace, id): a whole-table
+            # ANALYZE also samples the vectors, texts and JSON, 0.20 s against 0.08 s for 100k × 384 here, and the
+            # server's autovacuum analyzes every column once the load settles
+            conn.execute(f"ANALYZE {self.table} (id, namespace)")
         except psycopg.Error as exc:
             raise self._fail(exc) from None
 
