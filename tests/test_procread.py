@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -169,6 +170,14 @@ def test_workers_read_at_a_lower_cpu_priority(tmp_path: Path) -> None:
         gen.close()
 
 
+def _primed(source: Any) -> list[multiprocessing.process.BaseProcess]:
+    """The reader workers a source primed (from a thread of its own: this waits until they are started). A
+    worker whose share of a short file fits in its pipe may have parsed it and exited already."""
+    workers = source._primed[2].result(timeout=30).workers
+    assert len(workers) == 2 and all(p.pid is not None for p in workers)
+    return list(workers)
+
+
 def test_a_primed_source_parses_before_it_is_read_and_stops_what_it_started(tmp_path: Path) -> None:
     """The runner primes the first source before it opens the sinks: the workers start then; ``batches()`` with
     the same cursor takes them, with another cursor stops them and starts its own; ``close()`` stops unread ones."""
@@ -180,17 +189,15 @@ def test_a_primed_source_parses_before_it_is_read_and_stops_what_it_started(tmp_
     source = VmigSource(VmigSourceConfig(path=str(path), read_workers=2), RunContext(tmp_path, tmp_path))
     source.open()
     source.prime(None, 10)
-    primed = _readers()
-    assert len(primed) == 2 and all(p.is_alive() for p in primed)
+    _primed(source)
     pages = [([r.id for r in b.records], cursor) for b, cursor in source.batches(None, 10)]
     assert [ids for ids, _ in pages] == serial and _readers() == []
     source.prime(pages[2][1], 10)
-    stale = _readers()
+    stale = _primed(source)
     rest = [[r.id for r in b.records] for b, _ in source.batches(pages[4][1], 10)]  # not the primed cursor
     assert rest == serial[5:] and not any(p.is_alive() for p in stale) and _readers() == []
     source.prime(pages[2][1], 10)
-    unread = _readers()
-    assert len(unread) == 2
+    unread = _primed(source)
     source.close()
     assert not any(p.is_alive() for p in unread) and _readers() == []
 

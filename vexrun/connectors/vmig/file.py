@@ -17,9 +17,11 @@ one.
 from __future__ import annotations
 
 import os
+import threading
 import zlib
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,7 +65,7 @@ class VmigSource(Source):
         self.path = Path(ctx.resolve_path(config.path))
         self.counts: Counter[str] = Counter()
         #: worker processes started by prime() for (start, batch_size), taken by the next batches()
-        self._primed: tuple[tuple[int, int], int, Any] | None = None
+        self._primed: tuple[tuple[int, int], int, Future[Any]] | None = None
 
     @property
     def workers(self) -> int:
@@ -129,35 +131,50 @@ class VmigSource(Source):
         ]
 
     def prime(self, cursor: Cursor | None, batch_size: int) -> None:
-        """Start the worker processes (the file's parsing overlaps the opening of the sinks)."""
+        """Start the worker processes (the file's parsing overlaps the opening of the sinks). They are started
+        from a thread: the first start waits ~0.1 s for the forkserver to import the readers' modules, while this
+        thread goes on to open the sinks (importing their SDKs)."""
         if (cursor and cursor.get("end") is not None) or not self.workers or self._primed is not None:
             return
         from ... import procread
 
         start = (int(cursor["offset"]), int(cursor["line"])) if cursor else (0, 0)
-        reader = procread.ProcessReader(self.path, batch_size=batch_size, start=start, jobs=self.workers)
-        self._primed = (start, batch_size, reader)
+        started: Future[Any] = Future()
+        path, jobs = self.path, self.workers
+
+        def begin() -> None:
+            try:
+                started.set_result(procread.ProcessReader(path, batch_size=batch_size, start=start, jobs=jobs))
+            except BaseException as exc:  # noqa: BLE001 - raised where the batches are read
+                started.set_exception(exc)
+
+        threading.Thread(target=begin, name="vexrun-reader-start", daemon=True).start()
+        self._primed = (start, batch_size, started)
 
     def close(self) -> None:
         if self._primed is not None:
-            self._primed[2].close()
-            self._primed = None
+            started, self._primed = self._primed[2], None
+            if started.exception() is None:  # waits for the start: what it started is stopped here
+                started.result().close()
 
     def batches(self, cursor: Cursor | None, batch_size: int) -> Iterator[tuple[Batch, Cursor]]:
         start = (int(cursor["offset"]), int(cursor["line"])) if cursor else (0, 0)
         end = cursor.get("end") if cursor else None
         primed, self._primed = self._primed, None
-        if primed is not None and primed[:2] != (start, batch_size):
-            primed[2].close()
-            primed = None
+        reader = None
+        if primed is not None:
+            reader = primed[2].result()
+            if primed[:2] != (start, batch_size):
+                reader.close()
+                reader = None
         bound: dict[str, int] = {}
         if end is not None:  # one partition of a distributed run, parsed in this process
             from ...vmig.reader import read_range
 
             bound = {"end": int(end)}
             batches: Iterator[Batch] = read_range(self.path, batch_size=batch_size, start=start, end=int(end))
-        elif primed is not None:
-            batches = iter(primed[2])
+        elif reader is not None:
+            batches = iter(reader)
         elif workers := self.workers:
             from ... import procread
 
