@@ -37,12 +37,6 @@ from .vmig.batch import Batch, Reject
 from .vmig.model import Record
 from .vmig.workers import forkserver, release
 
-fcntl: Any
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on Windows
-    fcntl = None
-
 __all__ = ["CHUNK_BYTES", "MIN_BYTES", "READER_NICE", "ProcessReader", "read_batches_in_process"]
 
 _RECORDS_ENC = msgspec.msgpack.Encoder()
@@ -93,8 +87,6 @@ READER_NICE = 5
 
 #: a message's first part: how many out-of-band buffers follow it, then their sizes (see :class:`_Sender`)
 _COUNT = struct.Struct("<I")
-#: the pipe's kernel buffer (Linux): a batch of 1,000 × 384 crosses in 2 writes, not 24 of 64 KiB
-PIPE_BYTES = 1 << 20
 
 
 class _Sender:
@@ -150,15 +142,6 @@ def _recv(conn: Connection) -> Any:
             raise EOFError("a message ended early")
         buffers.append(buf)
     return pickle.loads(memoryview(head)[_COUNT.size + 8 * count :], buffers=buffers)
-
-
-def _widen(conn: Connection) -> None:
-    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None)
-    if setpipe is not None:
-        try:
-            fcntl.fcntl(conn.fileno(), setpipe, PIPE_BYTES)
-        except OSError:  # over the system's limit for this user: the default size works too
-            pass
 
 
 def _yield_cpu() -> None:
@@ -336,9 +319,8 @@ class ProcessReader:
         jobs = self.jobs = 1 if gz else max(1, jobs)
         chunk_bytes, depth = (0, 2) if gz else _sizes(p, start[0], batch_size, chunk_bytes)
         ctx = forkserver()
+        # the pipes keep the kernel's default size (64 KiB): a worker runs ahead by its `depth` queued messages
         pipes = [ctx.Pipe(duplex=False) for _ in range(jobs)]
-        for reader, _ in pipes:
-            _widen(reader)
         self.pipes = [reader for reader, _ in pipes]
         alive, self.held = ctx.Pipe(duplex=False)  # the workers watch `alive`; `held` stays here until the end
         self.workers = [
