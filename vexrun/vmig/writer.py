@@ -19,6 +19,7 @@ import blake3
 import numpy as np
 import orjson
 
+from ..appendfile import drop_cached
 from ..errors import FormatError, UsageError
 from .batch import Batch
 from .model import FIELDS, VEX_VERSION, Record
@@ -29,6 +30,8 @@ __all__ = ["VmigWriter", "encode_record", "encode_record_hole"]
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
 _KNOWN = frozenset(FIELDS)
 _FLUSH = 1 << 20
+#: how much a :class:`VmigWriter` writes between two syncs (each followed by dropping those bytes from the cache)
+_SYNC_BYTES = 32 << 20
 
 
 def encode_record(rec: Record, vector: np.ndarray | None, *, source_store: str | None = None) -> bytes:
@@ -66,17 +69,27 @@ def _fields(rec: Record, vector: np.ndarray | None, dims: int | None, source_sto
 
 
 class _HashingSink:
-    """A write-only file object that hashes what it passes on (the bytes as they land on disk)."""
+    """A write-only file object that hashes what it passes on (the bytes as they land on disk). Every
+    :data:`_SYNC_BYTES` it makes what it wrote durable and lets the kernel drop it from the page cache
+    (:func:`~vexrun.appendfile.drop_cached`): a big file then writes into recycled pages, not new ones."""
 
     def __init__(self, fh: BinaryIO) -> None:
         self.fh = fh
         self.hasher = blake3.blake3(max_threads=1)
         self.size = 0
+        self._synced = 0
 
     def write(self, data: bytes) -> int:
         self.hasher.update(data)
         self.size += len(data)
-        return self.fh.write(data)
+        n = self.fh.write(data)
+        if self.size - self._synced >= _SYNC_BYTES:
+            self.fh.flush()
+            # starts writing the newest bytes back and drops those written back since the call before
+            start = max(0, self._synced - 2 * _SYNC_BYTES)
+            drop_cached(self.fh.fileno(), start, self.size - start)
+            self._synced = self.size
+        return n
 
     def flush(self) -> None:
         self.fh.flush()
