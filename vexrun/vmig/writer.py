@@ -30,8 +30,8 @@ __all__ = ["VmigWriter", "encode_record", "encode_record_hole"]
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
 _KNOWN = frozenset(FIELDS)
 _FLUSH = 1 << 20
-#: how much a :class:`VmigWriter` writes between two syncs (each followed by dropping those bytes from the cache)
-_SYNC_BYTES = 32 << 20
+#: how much a :class:`VmigWriter` writes between two calls of :func:`~vexrun.appendfile.drop_cached`
+_ADVISE_BYTES = 32 << 20
 
 
 def encode_record(rec: Record, vector: np.ndarray | None, *, source_store: str | None = None) -> bytes:
@@ -70,25 +70,25 @@ def _fields(rec: Record, vector: np.ndarray | None, dims: int | None, source_sto
 
 class _HashingSink:
     """A write-only file object that hashes what it passes on (the bytes as they land on disk). Every
-    :data:`_SYNC_BYTES` it makes what it wrote durable and lets the kernel drop it from the page cache
-    (:func:`~vexrun.appendfile.drop_cached`): a big file then writes into recycled pages, not new ones."""
+    :data:`_ADVISE_BYTES` it asks the kernel to start writing back what it wrote and to drop from the page cache
+    what was written back since the call before (:func:`~vexrun.appendfile.drop_cached`; no fsync: the file is
+    synced at close): a big file then writes into recycled pages, not new ones."""
 
     def __init__(self, fh: BinaryIO) -> None:
         self.fh = fh
         self.hasher = blake3.blake3(max_threads=1)
         self.size = 0
-        self._synced = 0
+        self._advised = 0
 
     def write(self, data: bytes) -> int:
         self.hasher.update(data)
         self.size += len(data)
         n = self.fh.write(data)
-        if self.size - self._synced >= _SYNC_BYTES:
+        if self.size - self._advised >= _ADVISE_BYTES:
             self.fh.flush()
-            # starts writing the newest bytes back and drops those written back since the call before
-            start = max(0, self._synced - 2 * _SYNC_BYTES)
+            start = max(0, self._advised - 2 * _ADVISE_BYTES)
             drop_cached(self.fh.fileno(), start, self.size - start)
-            self._synced = self.size
+            self._advised = self.size
         return n
 
     def flush(self) -> None:
