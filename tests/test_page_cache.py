@@ -7,7 +7,9 @@ from __future__ import annotations
 import ctypes
 import mmap
 import os
-import sys
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,8 +17,6 @@ import pytest
 from vexrun.appendfile import AppendFile
 from vexrun.testing.data import synthetic_batches
 from vexrun.vmig import VmigWriter
-
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="posix_fadvise and mincore: Linux")
 
 
 def _resident(path: Path) -> int:
@@ -53,10 +53,17 @@ def _fs_type(path: Path) -> str:
 
 
 @pytest.fixture
-def disk_dir(tmp_path: Path) -> Path:
-    if _fs_type(tmp_path) in ("tmpfs", "ramfs"):  # memory is the file: there is no cache to leave
-        pytest.skip(f"{tmp_path} is on {_fs_type(tmp_path)}, whose pages cannot leave a page cache")
-    return tmp_path
+def disk_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory on a disk-backed file system: ``tmp_path``, or, where that is in memory (tmpfs, whose pages
+    cannot leave a page cache), a directory in the checkout."""
+    if _fs_type(tmp_path) not in ("tmpfs", "ramfs"):
+        yield tmp_path
+        return
+    here = Path(tempfile.mkdtemp(prefix=".page-cache-", dir=Path(__file__).resolve().parent.parent))
+    try:
+        yield here
+    finally:
+        shutil.rmtree(here, ignore_errors=True)
 
 
 def test_an_append_file_drops_what_it_synced(disk_dir: Path) -> None:
