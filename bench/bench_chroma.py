@@ -8,6 +8,11 @@ client, measured in the same run:
 
     python bench/bench_chroma.py                   # 100k records x 384-d
     python bench/bench_chroma.py --records 20000
+    python bench/bench_chroma.py --to-qdrant       # also chroma → qdrant (local mode) against its floors
+
+With ``--to-qdrant`` the run also times Qdrant's write floor (``bench_qdrant.py``'s bare ``client.upsert``) and
+``vexrun run`` of the collection into a Qdrant local-mode collection: a move between two stores, judged against
+1.4x the slower of Chroma's read floor and Qdrant's write floor (issue 14).
 
 Each step runs in its own process (``vexrun.testing.rss.measure``), so its peak RSS is its own; the server's
 memory is not counted. Target (issue 4): a migration takes at most 1.25x the slower of the source's read floor
@@ -118,7 +123,7 @@ def line(label: str, n: int, seconds: float, rss: float, extra: str = "") -> Non
     print(f"{label:<40} {n / seconds:>9,.0f} rec/s  {seconds:7.2f} s  peak RSS {rss:6,.0f} MB{extra}")
 
 
-def bench(n: int, dims: int, work: Path, batch: int, server: service.ChromaHandle, probe: bool) -> None:
+def bench(n: int, dims: int, work: Path, batch: int, server: service.ChromaHandle, probe: bool, to_qdrant: int) -> None:
     data = work / "in.vmig.jsonl"
     child(GENERATE, data, n, dims)
     print(f"\n## {n:,} records x {dims}-d (text + vector + 3 metadata fields), chroma server (chroma run)\n")
@@ -167,7 +172,22 @@ def bench(n: int, dims: int, work: Path, batch: int, server: service.ChromaHandl
         f"  {ratio:.2f}x the slower floor ({'PASS' if ratio <= 1.25 else 'FAIL'}; {t_exp / r['s']:.2f}x the read floor)"
     )
     line("vexrun export chroma -> vmig", n, t_exp, rss_exp, verdict)
-    for name, summary in (("import", s_imp), ("export", s_exp)):
+    summaries = [("import", s_imp), ("export", s_exp)]
+    if to_qdrant:
+        from bench_qdrant import WRITE as QDRANT_WRITE  # a script beside this one
+
+        q, q_rss = child(QDRANT_WRITE, work / "qdrant-floor", data, to_qdrant, n)
+        shutil.rmtree(work / "qdrant-floor", ignore_errors=True)
+        line(f"floor: qdrant SDK upsert (batch {to_qdrant})", n, q["s"], q_rss)
+        mig = work / "migrate.yaml"
+        qdrant = {"type": "qdrant", "path": "qdrant-vx", "collection": "mem"}
+        mig.write_text(yaml.safe_dump({"version": 1, "source": source, "target": qdrant, "run": run}))
+        t_mig, rss_mig, s_mig = vexrun(mig)
+        ratio = t_mig / max(r["s"], q["s"])
+        verdict = f"  {ratio:.2f}x the slower floor ({'PASS' if ratio <= 1.4 else 'FAIL'}; target 1.4x)"
+        line("vexrun migrate chroma -> qdrant", n, t_mig, rss_mig, verdict)
+        summaries.append(("migrate", s_mig))
+    for name, summary in summaries:
         counts = summary["counts"]
         assert isinstance(counts, dict) and counts["source"]["read"] == n, (name, counts)
 
@@ -181,13 +201,22 @@ def main() -> None:
     parser.add_argument(
         "--no-probe", action="store_true", help="skip the batch-size probe (use 5,000 x 1, the best measured here)"
     )
+    parser.add_argument(
+        "--to-qdrant",
+        type=int,
+        nargs="?",
+        const=256,
+        default=0,
+        metavar="BATCH",
+        help="also time chroma -> qdrant (local mode) and Qdrant's write floor at BATCH points per upsert (256)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vexrun-bench-chroma-", dir=args.dir))
     for n in args.records or [100_000]:
         server = service.start(work / f"server-{n}")
         print(f"chroma run: ready in {server.startup_s:.2f} s")
         try:
-            bench(n, args.dims, work, args.batch, server, not args.no_probe)
+            bench(n, args.dims, work, args.batch, server, not args.no_probe, args.to_qdrant)
         finally:
             service.stop(server)
     shutil.rmtree(work, ignore_errors=True)

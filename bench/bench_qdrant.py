@@ -4,7 +4,9 @@ against the floors of the same SDK, measured in the same run:
 - write floor: ``client.upsert`` of the records (pre-loaded before the clock) in the best batch size of a
   short probe, sequentially (local mode is not safe for concurrent writers);
 - read floor: ``client.scroll`` of every point with payloads and vectors;
-- ``vexrun run`` of a .vmig.jsonl → qdrant import and a qdrant → .vmig.jsonl export of the same data.
+- and, for the file side, vexrun's own .vmig.jsonl reader and writer;
+- ``vexrun run`` of a .vmig.jsonl → qdrant import and a qdrant → .vmig.jsonl export of the same data, each
+  judged against the slower of its source's read floor and its sink's write floor.
 
     python bench/bench_qdrant.py                   # 100k records x 384-d
     python bench/bench_qdrant.py --records 20000
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import yaml
 
+from vexrun.testing.floors import VMIG_WRITE
 from vexrun.testing.rss import measure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,6 +121,12 @@ def line(label: str, n: int, seconds: float, rss: float, extra: str = "") -> Non
     print(f"{label:<38} {n / seconds:>9,.0f} rec/s  {seconds:7.2f} s  peak RSS {rss:6,.0f} MB{extra}")
 
 
+def verdict(wall: float, *floors: float, target: float = 1.25) -> str:
+    """``wall`` against the slower of ``floors``: the ratio, and PASS when it is at most ``target``."""
+    ratio = wall / max(floors)
+    return f"  {ratio:.2f}x the slower floor ({'PASS' if ratio <= target else 'FAIL'}; target {target}x)"
+
+
 def bench(n: int, dims: int, work: Path, batch: int) -> None:
     data = work / "in.vmig.jsonl"
     child(GENERATE, data, n, dims)
@@ -138,6 +147,9 @@ def bench(n: int, dims: int, work: Path, batch: int) -> None:
     line("floor: SDK open + scroll (page 1000)", r["n"], r["s"], r_rss)
     v, v_rss = child(VMIG_READ, data)
     line("floor: .vmig.jsonl read", v["n"], v["s"], v_rss)
+    vw, vw_rss = child(VMIG_WRITE, work / "floor-out.vmig.jsonl", n, dims)
+    (work / "floor-out.vmig.jsonl").unlink(missing_ok=True)
+    line("floor: .vmig.jsonl write", int(vw["n"]), vw["s"], vw_rss)
 
     target = {"type": "qdrant", "path": "vx", "collection": "mem"}
     run = {"batch_size": batch}
@@ -153,11 +165,9 @@ def bench(n: int, dims: int, work: Path, batch: int) -> None:
     )
     shutil.rmtree(work / "vx", ignore_errors=True)
     t_imp, rss_imp, s_imp = vexrun(imp)
-    floor_imp = max(w["s"], v["s"])
-    line("vexrun import vmig -> qdrant", n, t_imp, rss_imp, f"  ratio {t_imp / (1.25 * floor_imp):.2f} of 1.25x floor")
+    line("vexrun import vmig -> qdrant", n, t_imp, rss_imp, verdict(t_imp, w["s"], v["s"]))
     t_exp, rss_exp, s_exp = vexrun(exp)
-    floor_exp = r["s"]
-    line("vexrun export qdrant -> vmig", n, t_exp, rss_exp, f"  ratio {t_exp / (1.25 * floor_exp):.2f} of 1.25x floor")
+    line("vexrun export qdrant -> vmig", n, t_exp, rss_exp, verdict(t_exp, r["s"], vw["s"]))
     for name, summary in (("import", s_imp), ("export", s_exp)):
         counts = summary["counts"]
         assert isinstance(counts, dict) and counts["source"]["read"] == n, (name, counts)
