@@ -18,7 +18,7 @@ from conftest import run_cli
 from vexrun.connectors.base import RunContext
 from vexrun.connectors.vmig import VmigSink, VmigSinkConfig
 from vexrun.connectors.vmig import sink as vmig_file
-from vexrun.errors import LockHeld, UsageError
+from vexrun.errors import LockHeld, UsageError, VexrunError
 from vexrun.vmig import Record
 from vexrun.vmig.batch import Batch
 from vexrun.vmig.encproc import HOLE, fill_vectors
@@ -223,7 +223,6 @@ def test_a_worker_that_cannot_start_leaves_the_writing_to_the_run(
 ) -> None:
     """Not asked for by name, a worker that cannot start (a script without a ``__main__`` guard) is no error: the
     run's process writes on, says so, and the bytes are the same."""
-    from vexrun.errors import VexrunError
 
     serial = _write(tmp_path, "serial.vmig.jsonl", _batches() * 3, write_worker=False)
 
@@ -257,3 +256,67 @@ def test_a_worker_that_cannot_start_leaves_the_writing_to_the_run(
             forced.write(_batches()[0])
     finally:
         forced.close()
+
+
+@pytest.mark.parametrize("name", ["out.vmig.jsonl", "out.vmig.jsonl.gz"])
+def test_batches_sent_ahead_give_the_serial_bytes_and_the_state_of_what_was_acknowledged(
+    tmp_path: Path, name: str
+) -> None:
+    """``send`` hands batches to the writer process without waiting (the first one is written at once: the
+    worker starts with it); each is acknowledged in order, and ``state()`` never counts a batch only sent."""
+    batches = _batches()
+    ctx = RunContext(state_dir=tmp_path, recipe_dir=tmp_path)
+    ref = VmigSink(VmigSinkConfig(path="serial-" + name, write_worker=False), ctx)
+    ref.open(None)
+    after: list[dict[str, Any]] = []
+    for b in batches:
+        ref.write(b)
+        after.append(ref.state())
+    ref.finalize()
+    ref.close()
+    sink = VmigSink(VmigSinkConfig(path=name, write_worker=True), ctx)
+    sink.open(None)
+    try:
+        waits = [sink.send(b) for b in batches]
+        assert isinstance(sink.data, vmig_file.EncodeWorker) and sink.data.in_flight == len(batches) - 1
+        assert sink.state() == after[0]
+        for i, wait in enumerate(waits):
+            assert wait().written == len(batches[i])
+            assert sink.state() == after[i]
+        sink.finalize()
+    finally:
+        sink.close()
+    assert (tmp_path / name).read_bytes() == (tmp_path / ("serial-" + name)).read_bytes()
+
+
+def test_a_full_disk_under_batches_sent_ahead_is_raised_by_their_waits(tmp_path: Path) -> None:
+    """The worker's OS error reaches the wait of the batch it struck as the serial sink's error; the run's side
+    then stops the worker, so the wait of a batch sent after it raises too (none hangs); the state stays at the
+    last batch acknowledged."""
+    import resource
+
+    sink, worker = _worker_sink(tmp_path)
+    try:
+        first = sink.send(_batches()[1])
+        assert first().written == 7
+        size = sink.state()["bytes"]
+        assert size == (tmp_path / ".out.vmig.jsonl.partial").stat().st_size
+        _, hard = resource.prlimit(worker.proc.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(worker.proc.pid, resource.RLIMIT_FSIZE, (size + 10, hard))
+        second, third = sink.send(_batches()[3]), sink.send(_batches()[4])
+        with pytest.raises(UsageError, match=r"cannot write the output out\.vmig\.jsonl \(File too large\)"):
+            second()
+        with pytest.raises(VexrunError, match="the writer process stopped"):  # stopped after the error
+            third()
+        assert sink.state()["bytes"] == size
+    finally:
+        sink.close()
+
+
+def test_waiting_without_a_batch_sent_is_a_bug_not_a_hang(tmp_path: Path) -> None:
+    sink, worker = _worker_sink(tmp_path)
+    try:
+        with pytest.raises(RuntimeError, match="no batch was sent"):
+            worker.wait()
+    finally:
+        sink.close()

@@ -15,7 +15,7 @@ from .connectors.encoding import split_for, store_id, to_store
 from .stages.base import Rejected, Stage, StageResult, StageSpec
 from .vmig.batch import Batch
 
-__all__ = ["BatchDone", "SinkWrite", "done_batch", "merge_edges", "prepare_args", "write_sink"]
+__all__ = ["BatchDone", "SinkWrite", "done_batch", "merge_edges", "prepare_args", "send_sink", "write_sink"]
 
 
 @dataclass
@@ -84,6 +84,36 @@ def execute(stages: Sequence[Stage], batch: Batch) -> list[StageResult]:
         results.append(result)
         batch = result.batch
     return results
+
+
+def send_sink(
+    spec: StageSpec, sink: Sink, batch: Batch, edges: list[Edge], prepare: Callable[[Batch], Any] | None = None
+) -> Callable[[], SinkWrite]:
+    """:func:`write_sink` for a pipelined sink (:attr:`Sink.pipelined`): the edges are written, and the
+    batch's parts sent (:meth:`Sink.send`), here; the function returned waits until the parts are durable."""
+    if prepare is not None:
+        prepare(batch)
+    caps = spec.plugin.capabilities if spec.plugin is not None else None
+    if edges:
+        if caps is not None and caps.ids != "any":
+            edges = [Edge(store_id(e.src, caps), store_id(e.dst, caps), e.type, e.weight, e.metadata) for e in edges]
+        sink.write_edges(edges)  # first: the sink's state for this batch then counts them
+    stored = to_store(batch, caps)
+    waits = [sink.send(part) for part in split_for(stored, caps)] if len(stored) else []
+
+    def wait() -> SinkWrite:
+        out = SinkWrite(spec.title)
+        for part_written in waits:
+            result = part_written()
+            out.written += result.written
+            out.duplicates += result.duplicates
+            out.refused.update(result.rejected)
+        if out.refused:  # the store's ids back to the records' own
+            by_store = {s.id: r.id for s, r in zip(stored.records, batch.records, strict=True)}
+            out.refused = {by_store.get(sid, sid): reason for sid, reason in out.refused.items()}
+        return out
+
+    return wait
 
 
 def write_sink(

@@ -8,6 +8,12 @@ states) only after every sink acknowledged it, batches are committed in order, a
 for a batch is what the stages and sinks said right after that batch (:func:`snapshot`), not after the next
 one. At most one batch is written while the next is processed. A run with a sink that cannot be written from
 another thread (an embedded store bound to the thread that opened it) writes in the loop's own thread.
+
+A run whose one sink is *pipelined* (:attr:`~vexrun.connectors.base.Sink.pipelined`: a ``.vmig.jsonl`` target
+with its writer process) goes one step further: the writer thread sends a batch to the sink and goes on to the
+next, while an acknowledgement thread waits, in order, until each is durable; the batch's future (what the loop
+commits on) is that acknowledgement. The sink's writer process then fills the next batch while it makes the one
+before durable.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from .batchflow import BatchDone, done_batch, write_sink
+from .batchflow import BatchDone, done_batch, send_sink, write_sink
 from .build import decoded
 from .prefetch import prefetch
 
@@ -57,6 +63,8 @@ class WriteBehind:
 
     def __init__(self, enabled: bool) -> None:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vexrun-write") if enabled else None
+        #: waits for what a pipelined sink was sent (:meth:`submit_sent`), in order
+        self.acker: ThreadPoolExecutor | None = None
         #: batches that may be in flight once the next one is submitted
         self.depth = 1 if enabled else 0
         #: a write failed: the writes queued after it are not done (nothing is written past a failure)
@@ -78,10 +86,44 @@ class WriteBehind:
             self.failed = True
             raise
 
+    def submit_sent(self, send: Callable[[], Callable[[], T]]) -> Future[T]:
+        """``send`` runs in the writer thread, in order, and returns a function that waits for what it sent:
+        that runs in the acknowledgement thread, in order, and the future returned here is its result. The
+        future always ends (with ``send``'s error, or :class:`_Skipped` after an earlier failure)."""
+        assert self.pool is not None
+        if self.acker is None:
+            self.acker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vexrun-ack")
+        acker = self.acker
+        acked: Future[T] = Future()
+
+        def sent() -> None:
+            if self.failed:
+                acked.set_exception(_Skipped("not written: an earlier batch's write failed"))
+                return
+            try:
+                wait = send()
+            except BaseException as exc:
+                self.failed = True
+                acked.set_exception(exc)
+                return
+            acker.submit(self._acknowledged, wait, acked)
+
+        self.pool.submit(sent)
+        return acked
+
+    def _acknowledged(self, wait: Callable[[], T], acked: Future[T]) -> None:
+        try:
+            acked.set_result(wait())
+        except BaseException as exc:
+            self.failed = True
+            acked.set_exception(exc)
+
     def close(self) -> None:
-        """Wait for the write in flight (a sink must not be closed under it)."""
+        """Wait for the write in flight, and its acknowledgement (a sink must not be closed under them)."""
         if self.pool is not None:
             self.pool.shutdown(wait=True)
+        if self.acker is not None:
+            self.acker.shutdown(wait=True)
 
 
 @dataclass
@@ -158,6 +200,8 @@ class BatchLoop:
         r = self.runner
         done = done_batch(batch, r.executor.process(r.timed, batch, number))
         stage_state = snapshot({stage.name: stage.state() for stage in r.stages})
+        if writer.pool is not None and len(r.parts.sinks) == 1 and r.parts.sinks[0][1].pipelined:
+            return _Pending(writer.submit_sent(self._sender(done)), done, spec, index, cursor, stage_state)
 
         def write() -> dict[str, Any]:
             for sink_spec, sink in r.parts.sinks:
@@ -167,6 +211,25 @@ class BatchLoop:
             return snapshot({s.title: sink.state() for s, sink in r.parts.sinks})
 
         return _Pending(writer.submit(write), done, spec, index, cursor, stage_state)
+
+    def _sender(self, done: BatchDone) -> Callable[[], Callable[[], dict[str, Any]]]:
+        """The writer thread's part of a batch for the run's one pipelined sink: send it; the function it returns
+        waits until the sink acknowledged it, and gives the sink's state after it."""
+        r = self.runner
+        sink_spec, sink = r.parts.sinks[0]
+
+        def send() -> Callable[[], dict[str, Any]]:
+            with r.reporter.clock.time(sink_spec.title):
+                prepare = r._preparer(sink, self.prepared)
+                wait = send_sink(sink_spec, sink, done.out, done.edges, prepare)
+
+            def acknowledged() -> dict[str, Any]:
+                done.writes.append(wait())
+                return snapshot({sink_spec.title: sink.state()})
+
+            return acknowledged
+
+        return send
 
     def _settle(self, p: _Pending) -> None:
         """A batch every sink acknowledged: count it and commit it with its cursor and states. Once settling

@@ -7,7 +7,7 @@ group (see :mod:`vexrun.registry`), built-ins included.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -251,6 +251,9 @@ class Sink:
     #: order) while the runner processes the next batch (:mod:`vexrun.writebehind`). An io_bound sink's client
     #: is thread-safe and gets it too; an embedded store bound to the thread that opened it does not.
     write_behind: ClassVar[bool] = False
+    #: True if :meth:`send` hands a batch over without waiting until it is durable (a write-behind sink only):
+    #: the runner then sends the next batch while an acknowledgement thread waits for this one.
+    pipelined: ClassVar[bool] = False
 
     def __init__(self, config: Any, ctx: RunContext) -> None:
         self.config = config
@@ -270,6 +273,15 @@ class Sink:
     def write(self, batch: Batch) -> WriteResult:
         """Upsert every record of the batch; return only when it is durable."""
         raise NotImplementedError
+
+    def send(self, batch: Batch) -> Callable[[], WriteResult]:
+        """Start writing ``batch`` and return a function that waits until it is durable and returns what
+        :meth:`write` would have. Batches are sent in order, and their functions called in the same order,
+        from another thread: the next batch may be sent before the one before is waited for. A pipelined sink's
+        :meth:`state` says what the batches waited for wrote, never a batch only sent. This default writes the
+        batch at once."""
+        result = self.write(batch)
+        return lambda: result
 
     def write_edges(self, edges: list[Edge]) -> None:
         """Upsert edges (sinks without edge support ignore them)."""

@@ -74,11 +74,15 @@ def _filled(lines: list[bytes], lo: int, hi: int, vectors: np.ndarray, mask: np.
 
 
 class _Appender:
-    """Appends chunks on a thread (a file write and BLAKE3 release the GIL) while the next chunk is filled."""
+    """Appends chunks on a thread (a file write and BLAKE3 release the GIL) while the next chunk is filled, and
+    at each batch's end (:meth:`end`) makes the batch durable and answers the run: the next batch is filled
+    meanwhile. Every answer goes out through :meth:`answer`, in order."""
 
-    def __init__(self, out: Any) -> None:
+    def __init__(self, out: Any, conn: Connection) -> None:
         self.out = out
-        self.queue: queue.Queue[bytes | threading.Event] = queue.Queue(maxsize=4)
+        self.conn = conn
+        self.lock = threading.Lock()
+        self.queue: queue.Queue[bytes | memoryview | threading.Event | None] = queue.Queue(maxsize=4)
         self.error: BaseException | None = None
         threading.Thread(target=self._run, name="vexrun-writer-append", daemon=True).start()
 
@@ -87,22 +91,48 @@ class _Appender:
             item = self.queue.get()
             if isinstance(item, threading.Event):
                 item.set()
-            elif self.error is None:
+            elif self.error is not None:
+                if item is None:  # nothing more is written: every later batch gets the same error
+                    self.answer(_failure(self.error))
+            elif item is None:  # a batch's end
+                try:
+                    self.out.sync()
+                    self.answer(["ok", self.out.size])
+                except BaseException as exc:  # noqa: BLE001 - sent to the run
+                    self.error = exc
+                    self.answer(_failure(exc))
+            else:
                 try:
                     self.out.write(item)
-                except BaseException as exc:  # noqa: BLE001 - raised by flush() in the serving thread
+                except BaseException as exc:  # noqa: BLE001 - sent to the run
                     self.error = exc
+                    self.answer(_failure(exc))
 
     def put(self, data: bytes) -> None:
         self.queue.put(data)
 
+    def end(self) -> None:
+        """The batch's chunks were all put: once they are written, make them durable and say so."""
+        self.queue.put(None)
+
+    def answer(self, message: list[Any]) -> None:
+        with self.lock:
+            self.conn.send_bytes(orjson.dumps(message))
+
     def flush(self) -> None:
-        """Wait until every chunk put so far is written; raise the first error of a write."""
+        """Wait until every chunk and end put so far is done; raise the first error (already sent)."""
         done = threading.Event()
         self.queue.put(done)
         done.wait()
         if self.error is not None:
             raise self.error
+
+
+def _failure(exc: BaseException) -> list[Any]:
+    """The answer that makes the run raise ``exc`` (an OSError as itself)."""
+    if isinstance(exc, OSError):
+        return ["oserror", exc.errno, exc.strerror, exc.filename]
+    return ["error", f"{type(exc).__name__}: {exc}"]
 
 
 class _Receiver:
@@ -143,7 +173,7 @@ def _serve(conn: Connection, data_in: Connection, path: str, committed: int, com
         out = _open(conn, path, committed)
         if out is None:
             return
-        app = _Appender(out)
+        app = _Appender(out, conn)
         pieces = _Receiver(data_in)
         gz: list[bytes] = []  # a gzip batch's filled pieces: one gzip member per batch, as the serial sink writes
         while True:
@@ -155,23 +185,22 @@ def _serve(conn: Connection, data_in: Connection, path: str, committed: int, com
                 if head[0] == "close":
                     app.flush()
                     out.close()
-                    conn.send_bytes(orjson.dumps(["closed", out.size, out.hasher.hexdigest()]))
+                    app.answer(["closed", out.size, out.hasher.hexdigest()])
                     return
-                if head[0] == "end":  # the batch's last piece was sent: make the batch durable, then say so
+                if head[0] == "end":  # the batch's last piece was sent: the appender makes it durable, says so
                     if gz:
                         app.put(gzip.compress(b"".join(gz), mtime=0))
                         gz.clear()
-                    app.flush()
-                    out.sync()
-                    conn.send_bytes(orjson.dumps(["ok", out.size]))
+                    app.end()  # and the next batch is filled meanwhile
                     continue
                 data = fill_vectors(blob, vectors, mask)  # written by the thread while the next piece is filled
                 gz.append(data) if compress else app.put(data)
-            except OSError as exc:
-                conn.send_bytes(orjson.dumps(["oserror", exc.errno, exc.strerror, exc.filename]))
-                return
             except Exception as exc:  # noqa: BLE001 - sent to the run and raised there
-                conn.send_bytes(orjson.dumps(["error", f"{type(exc).__name__}: {exc}"]))
+                try:
+                    app.flush()  # the batches before this one are answered first
+                except BaseException:  # noqa: BLE001 - the appender sent its own error
+                    return
+                app.answer(_failure(exc))
                 return
     finally:
         os.close(lock)
@@ -205,7 +234,7 @@ def _widen(pipe: Connection) -> None:
 class EncodeWorker:
     """The worker process that appends a sink's batches to ``path``, which it takes over at ``committed`` bytes
     (the file must be synced and closed here first). ``lock_fd``: the output lock's descriptor, shared with the
-    worker. Its :attr:`size` is the file's committed length after the last :meth:`append`."""
+    worker. Its :attr:`size` is the file's committed length after the last batch waited for."""
 
     def __init__(self, path: str, committed: int, *, compress: bool, lock_fd: int) -> None:
         self.path = path
@@ -221,6 +250,8 @@ class EncodeWorker:
         data_in.close()
         self.closed = False
         self.size = committed
+        #: batches sent and not yet waited for
+        self.in_flight = 0
         #: the worker said it opened the file: its answer is read with the first batch's, so that the process
         #: starts (~0.3 s: a new interpreter, numpy) while the run goes on
         self.opened = False
@@ -234,7 +265,15 @@ class EncodeWorker:
         """Append one batch, sent as ``pieces`` as they are made (the worker fills one while the next is
         encoded here): each the lines of some records with their vectors' holes, the vectors (rows
         ``mask`` marks have one). Returns once the whole batch is durable, with the file's new size."""
+        self.send(pieces)
+        return self.wait()
+
+    def send(self, pieces: Iterable[tuple[bytes, np.ndarray | None, np.ndarray | None]]) -> None:
+        """Send one batch as :meth:`append` does, without waiting for it: :meth:`wait` returns once it is
+        durable. Batches sent before it are answered first, in order, and the worker fills this one while it
+        makes the one before durable."""
         send = self.data_out.send_bytes
+        self.in_flight += 1
         try:
             for blob, vectors, mask in pieces:
                 if vectors is not None:
@@ -251,6 +290,12 @@ class EncodeWorker:
             send(b'["end"]')
         except (BrokenPipeError, ConnectionResetError):
             pass  # the worker stopped: its answer (an error, or none) says why
+
+    def wait(self) -> int:
+        """Wait until the oldest batch sent and not yet waited for is durable; the file's size after it."""
+        if self.in_flight <= 0:
+            raise RuntimeError("no batch was sent to the writer process")
+        self.in_flight -= 1
         self._expect_open()
         self.size = self._answer()
         return self.size
@@ -265,6 +310,8 @@ class EncodeWorker:
 
     def checksum(self) -> str:
         """Close the file in the worker and stop it; returns the BLAKE3 hex digest of the whole file."""
+        while self.in_flight:
+            self.wait()
         try:
             self.data_out.send_bytes(b'["close"]')
             self._expect_open()

@@ -101,6 +101,8 @@ class VmigSink(Sink):
     name = "vmig"
     #: plain files: encoding holds the GIL, but the file write and its hash do not
     write_behind = True
+    #: with its writer process, a batch is sent to it and acknowledged later (:meth:`send`)
+    pipelined = True
 
     def __init__(self, config: VmigSinkConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)
@@ -127,6 +129,9 @@ class VmigSink(Sink):
         self.replaced: list[np.ndarray] = []
         self.replaced_by: list[np.ndarray] = []
         self.duplicates = 0
+        #: what :meth:`state` says while batches are sent and not all acknowledged: the state after the last
+        #: batch acknowledged (None: the state as it stands)
+        self.acked: dict[str, Any] | None = None
 
     def identity(self) -> str:
         return str(self.path)
@@ -230,6 +235,46 @@ class VmigSink(Sink):
         self.data.sync()
         return WriteResult(written=len(records), duplicates=duplicates)
 
+    @_os_errors
+    def send(self, batch: Batch) -> Callable[[], WriteResult]:
+        """Once the writer process has answered a batch, a batch goes to it and this returns at once: the
+        function returned waits until the batch is durable, and from then on :meth:`state` describes it. The
+        writer process fills the next batch while it makes this one durable. Before (this process writes the
+        file, or the writer process is starting), the batch is written at once."""
+        assert self.data is not None
+        worker = self.data if isinstance(self.data, EncodeWorker) else None
+        if worker is None or not worker.opened:
+            result = self.write(batch)
+            after = self._state_now()
+            return functools.partial(self._acknowledged, None, after, result)
+        if self.acked is None:  # from now on the state is what was acknowledged, never a batch only sent
+            self.acked = self._state_now()
+        vectors, mask = batch.vectors, batch.has_vector
+        records = batch.records
+        if mask is not None and mask.all():
+            mask = None
+        if vectors is None:
+            worker.send([(b"".join([encode_record(rec, None) for rec in records]), None, None)])
+        else:
+            worker.send(_pieces(_hole_lines(records, int(vectors.shape[1]), mask), vectors, mask))
+            self.dims[int(vectors.shape[1])] += len(records) if mask is None else int(mask.sum())
+        duplicates = self._remember(_hash_ids([rec.id for rec in records]), self.lines_written)
+        self._account(records)
+        result = WriteResult(written=len(records), duplicates=duplicates)
+        return functools.partial(self._acknowledged, worker, self._state_now(), result)
+
+    def _acknowledged(self, worker: EncodeWorker | None, after: dict[str, Any], result: WriteResult) -> WriteResult:
+        """Wait for the oldest batch sent to ``worker`` (none: it was written already); ``after`` is the state
+        once it is durable, but for its size, which the worker says."""
+        if worker is not None:
+            try:
+                after["bytes"] = worker.wait()
+            except OSError as exc:
+                name = exc.filename or self.partial
+                raise UsageError(f"{name}: cannot write the output {self.cfg.path} ({exc.strerror or exc})") from None
+        self.acked = after
+        return result
+
     def _account(self, records: list[Record]) -> None:
         self.lines_written += len(records)
         self.models.update(r.model for r in records if r.model)
@@ -286,6 +331,9 @@ class VmigSink(Sink):
         self.edge_count += len(edges)
 
     def state(self) -> dict[str, Any]:
+        return dict(self.acked) if self.acked is not None else self._state_now()
+
+    def _state_now(self) -> dict[str, Any]:
         assert self.data is not None and self.edges is not None
         return {
             "bytes": self.data.size,
