@@ -1,15 +1,17 @@
-"""The batch loop's writer for a pipelined sink (:meth:`vexrun.batchloop.WriteBehind.submit_sent`): sends run in
-order in the writer thread, their acknowledgements in order in another, a batch is sent before the one before it
-is acknowledged, and every future ends, also after a failure."""
+"""When the batch loop reads a source ahead (:func:`vexrun.batchloop.reads_ahead`), and its writer for a
+pipelined sink (:meth:`vexrun.batchloop.WriteBehind.submit_sent`): sends run in order in the writer thread, their
+acknowledgements in order in another, a batch is sent before the one before it is acknowledged, and every future
+ends, also after a failure."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from vexrun.batchloop import WriteBehind, _Skipped
+from vexrun.batchloop import WriteBehind, _Skipped, reads_ahead
 
 
 def _sender(
@@ -69,3 +71,31 @@ def test_after_a_failure_every_future_ends_and_nothing_more_is_sent(fail: str) -
         assert "send 3" not in log
     finally:
         writer.close()
+
+
+def test_a_store_source_reads_ahead_when_the_vmig_target_writes_through_its_writer_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ``.vmig.jsonl`` target's writes wait on its writer process, so a source whose client waits too (a
+    store) reads its next page meanwhile; a target written in the run's own process gains nothing from it."""
+    from vexrun.connectors.base import RunContext, Source
+    from vexrun.connectors.vmig import VmigSink, VmigSinkConfig
+
+    class Store(Source):
+        prefetch = True
+
+    class File(Source):
+        prefetch = False
+
+    monkeypatch.setattr("vexrun.vmig.scan.default_jobs", lambda: 2)
+    ctx = RunContext(state_dir=tmp_path, recipe_dir=tmp_path)
+
+    def sink(write_worker: bool | None) -> VmigSink:
+        return VmigSink(VmigSinkConfig(path="out.vmig.jsonl", write_worker=write_worker), ctx)
+
+    store, file = Store(None, ctx), File(None, ctx)
+    assert reads_ahead(store, [sink(None)]) and reads_ahead(store, [sink(True)])
+    assert not reads_ahead(store, [sink(False)])
+    assert not reads_ahead(file, [sink(True)])
+    monkeypatch.setattr("vexrun.vmig.scan.default_jobs", lambda: 1)  # one core: no writer process by default
+    assert not reads_ahead(store, [sink(None)])

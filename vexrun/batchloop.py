@@ -32,12 +32,12 @@ from .prefetch import prefetch
 
 if TYPE_CHECKING:
     from .checkpoint import Checkpoint, Progress
-    from .connectors.base import Sink
+    from .connectors.base import Sink, Source
     from .runner import Runner
     from .stages.base import StageSpec
     from .vmig.batch import Batch
 
-__all__ = ["BatchLoop", "WriteBehind", "can_write_behind", "snapshot"]
+__all__ = ["BatchLoop", "WriteBehind", "can_write_behind", "reads_ahead", "snapshot"]
 
 T = TypeVar("T")
 
@@ -49,6 +49,12 @@ class _Skipped(Exception):
 def snapshot(states: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``states`` that later batches cannot change (stages and sinks may return live dicts)."""
     return orjson.loads(orjson.dumps(states))  # type: ignore[no-any-return]
+
+
+def reads_ahead(source: Source, sinks: Iterable[Sink]) -> bool:
+    """True when the source's next batch is worth reading in a background thread (:func:`~vexrun.prefetch.prefetch`):
+    the source's client releases the GIL while it waits, and some sink's writes wait too."""
+    return source.prefetch and any(sink.overlaps_reading() for sink in sinks)
 
 
 def can_write_behind(sinks: Iterable[Sink]) -> bool:
@@ -165,8 +171,8 @@ class BatchLoop:
                     spec, source = sources[index]
                     cursor = progress.cursor if index == progress.source_index else None
                     batches = decoded(spec, source.batches(cursor, batch_size))
-                    overlap = source.prefetch and any(sink.io_bound for sink in sinks)
-                    for batch, next_cursor in timed(prefetch(batches) if overlap else batches, spec.title):
+                    ahead = reads_ahead(source, sinks)
+                    for batch, next_cursor in timed(prefetch(batches) if ahead else batches, spec.title):
                         number = progress.batches + len(self.pending) + 1
                         self.pending.append(self._submit(writer, batch, spec, index, next_cursor, number))
                         while len(self.pending) > writer.depth:

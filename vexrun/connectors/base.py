@@ -274,6 +274,11 @@ class Sink:
         """Upsert every record of the batch; return only when it is durable."""
         raise NotImplementedError
 
+    def overlaps_reading(self) -> bool:
+        """True if reading the next batch in a background thread overlaps with this sink's writes, because they
+        mostly wait (on a server, or on a process of the sink's own). Default: :attr:`io_bound`."""
+        return self.io_bound
+
     def send(self, batch: Batch) -> Callable[[], WriteResult]:
         """Start writing ``batch`` and return a function that waits until it is durable and returns what
         :meth:`write` would have. Batches are sent in order, and their functions called in the same order,

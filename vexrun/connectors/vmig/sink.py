@@ -282,13 +282,23 @@ class VmigSink(Sink):
         self.stores.update(r.source_store for r in records if r.source_store)
 
     def _wants_worker(self, data: AppendFile) -> bool:
+        if self.cfg.write_worker is not None:
+            return self.cfg.write_worker
+        return data.size >= WORKER_BYTES and self._may_use_worker()
+
+    def _may_use_worker(self) -> bool:
+        """The output will be handed to the writer process once it is big enough (it is by default)."""
         from ...vmig.scan import default_jobs
 
         if self.cfg.write_worker is not None:
             return self.cfg.write_worker
-        if self.no_worker:
-            return False
-        return data.size >= WORKER_BYTES and self.ctx.parallel <= 1 and default_jobs() >= 2
+        return not self.no_worker and self.ctx.parallel <= 1 and default_jobs() >= 2
+
+    def overlaps_reading(self) -> bool:
+        """With its writer process, this sink's writes wait on that process: a source whose client waits too
+        (a store) reads its next page meanwhile. Pgvector → vmig at 100k, interleaved: 2.50 → 2.43 s (Redis
+        2.53 → 2.33 s)."""
+        return self._may_use_worker()
 
     def _hand_over(self, data: AppendFile) -> None:
         """From now on a worker process appends the batches (see :mod:`vexrun.vmig.encproc`): this process's
