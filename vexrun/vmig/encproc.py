@@ -91,22 +91,18 @@ class _Appender:
             item = self.queue.get()
             if isinstance(item, threading.Event):
                 item.set()
-            elif self.error is not None:
-                if item is None:  # nothing more is written: every later batch gets the same error
-                    self.answer(_failure(self.error))
-            elif item is None:  # a batch's end
-                try:
-                    self.out.sync()
-                    self.answer(["ok", self.out.size])
-                except BaseException as exc:  # noqa: BLE001 - sent to the run
-                    self.error = exc
-                    self.answer(_failure(exc))
-            else:
+            elif item is None:  # a batch's end: durable, then said so (or the error that struck it or one before)
+                if self.error is None:
+                    try:
+                        self.out.sync()
+                    except BaseException as exc:  # noqa: BLE001 - sent to the run
+                        self.error = exc
+                self.answer(["ok", self.out.size] if self.error is None else _failure(self.error))
+            elif self.error is None:  # after an error nothing more is written
                 try:
                     self.out.write(item)
-                except BaseException as exc:  # noqa: BLE001 - sent to the run
+                except BaseException as exc:  # noqa: BLE001 - sent to the run at the batch's end
                     self.error = exc
-                    self.answer(_failure(exc))
 
     def put(self, data: bytes) -> None:
         self.queue.put(data)
@@ -117,10 +113,13 @@ class _Appender:
 
     def answer(self, message: list[Any]) -> None:
         with self.lock:
-            self.conn.send_bytes(orjson.dumps(message))
+            try:
+                self.conn.send_bytes(orjson.dumps(message))
+            except OSError:  # the run's process is gone: the serving thread reads EOF and returns
+                pass
 
     def flush(self) -> None:
-        """Wait until every chunk and end put so far is done; raise the first error (already sent)."""
+        """Wait until every chunk and end put so far is done; raise the first error of a write or sync."""
         done = threading.Event()
         self.queue.put(done)
         done.wait()
@@ -198,9 +197,9 @@ def _serve(conn: Connection, data_in: Connection, path: str, committed: int, com
             except Exception as exc:  # noqa: BLE001 - sent to the run and raised there
                 try:
                     app.flush()  # the batches before this one are answered first
-                except BaseException:  # noqa: BLE001 - the appender sent its own error
-                    return
-                app.answer(_failure(exc))
+                except BaseException:  # noqa: BLE001, S110 - an error of the appender's: this batch's answer
+                    pass
+                app.answer(_failure(app.error or exc))
                 return
     finally:
         os.close(lock)
