@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .connectors.base import Edge, Sink
+from .connectors.base import Capabilities, Edge, Sink, WriteResult
 from .connectors.encoding import split_for, store_id, to_store
 from .stages.base import Rejected, Stage, StageResult, StageSpec
 from .vmig.batch import Batch
@@ -95,25 +95,10 @@ def send_sink(
         prepare(batch)
     caps = spec.plugin.capabilities if spec.plugin is not None else None
     if edges:
-        if caps is not None and caps.ids != "any":
-            edges = [Edge(store_id(e.src, caps), store_id(e.dst, caps), e.type, e.weight, e.metadata) for e in edges]
-        sink.write_edges(edges)  # first: the sink's state for this batch then counts them
+        sink.write_edges(_store_edges(edges, caps))  # first: the sink's state for this batch then counts them
     stored = to_store(batch, caps)
     waits = [sink.send(part) for part in split_for(stored, caps)] if len(stored) else []
-
-    def wait() -> SinkWrite:
-        out = SinkWrite(spec.title)
-        for part_written in waits:
-            result = part_written()
-            out.written += result.written
-            out.duplicates += result.duplicates
-            out.refused.update(result.rejected)
-        if out.refused:  # the store's ids back to the records' own
-            by_store = {s.id: r.id for s, r in zip(stored.records, batch.records, strict=True)}
-            out.refused = {by_store.get(sid, sid): reason for sid, reason in out.refused.items()}
-        return out
-
-    return wait
+    return lambda: _tally(spec, [wait() for wait in waits], stored, batch)
 
 
 def write_sink(
@@ -125,16 +110,26 @@ def write_sink(
         prepare(batch)
     caps = spec.plugin.capabilities if spec.plugin is not None else None
     stored = to_store(batch, caps)
+    results = [sink.write(part) for part in split_for(stored, caps)] if len(stored) else []
+    if edges:
+        sink.write_edges(_store_edges(edges, caps))
+    return _tally(spec, results, stored, batch)
+
+
+def _store_edges(edges: list[Edge], caps: Capabilities | None) -> list[Edge]:
+    """``edges`` with their ends as the store holds the records' ids."""
+    if caps is None or caps.ids == "any":
+        return edges
+    return [Edge(store_id(e.src, caps), store_id(e.dst, caps), e.type, e.weight, e.metadata) for e in edges]
+
+
+def _tally(spec: StageSpec, results: list[WriteResult], stored: Batch, batch: Batch) -> SinkWrite:
+    """What a sink said of a batch's parts, its refusals under the records' own ids."""
     out = SinkWrite(spec.title)
-    for part in split_for(stored, caps) if len(stored) else ():
-        result = sink.write(part)
+    for result in results:
         out.written += result.written
         out.duplicates += result.duplicates
         out.refused.update(result.rejected)
-    if edges:
-        if caps is not None and caps.ids != "any":
-            edges = [Edge(store_id(e.src, caps), store_id(e.dst, caps), e.type, e.weight, e.metadata) for e in edges]
-        sink.write_edges(edges)
     if out.refused:  # the store's ids back to the records' own
         by_store = {s.id: r.id for s, r in zip(stored.records, batch.records, strict=True)}
         out.refused = {by_store.get(sid, sid): reason for sid, reason in out.refused.items()}

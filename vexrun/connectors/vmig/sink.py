@@ -72,6 +72,12 @@ def _pieces(
         yield b"".join(lines[lo:hi]), vectors[lo:hi], None if mask is None else mask[lo:hi]
 
 
+def _mask(batch: Batch) -> np.ndarray | None:
+    """The rows of the batch that have a vector (None: all of them)."""
+    mask = batch.has_vector
+    return None if mask is None or mask.all() else mask
+
+
 def _hash_ids(ids: list[str]) -> np.ndarray:
     # the lines were encoded already, so every id is valid UTF-8 (orjson refuses lone surrogates)
     return id_hashes(map(str.encode, ids))
@@ -198,42 +204,44 @@ class VmigSink(Sink):
     @_os_errors
     def write(self, batch: Batch) -> WriteResult:
         assert self.data is not None
-        vectors, mask = batch.vectors, batch.has_vector
-        records = batch.records
         if isinstance(self.data, AppendFile) and self._wants_worker(self.data):
             self._hand_over(self.data)
-        worker = self.data if isinstance(self.data, EncodeWorker) else None
-        if mask is not None and mask.all():
-            mask = None
+        if isinstance(self.data, EncodeWorker):  # the worker writes the lines, the vectors' text in their holes
+            if not self._through(self.data, self._worker_pieces(batch)):
+                return self.write(batch)
+            return WriteResult(written=len(batch), duplicates=self._count(batch))
+        vectors, mask = batch.vectors, _mask(batch)
+        records = batch.records
         if vectors is None:
             lines = [encode_record(rec, None) for rec in records]
-        elif worker is not None:  # the worker writes the vectors into their holes, piece by piece
-            lines = _hole_lines(records, int(vectors.shape[1]), mask)
-            if not self._through(worker, _pieces(lines, vectors, mask)):
-                return self.write(batch)
-            self.dims[int(vectors.shape[1])] += len(records) if mask is None else int(mask.sum())
-            duplicates = self._remember(_hash_ids([rec.id for rec in records]), self.lines_written)
-            self._account(records)
-            return WriteResult(written=len(records), duplicates=duplicates)
-        elif mask is None:
-            lines = [encode_record(rec, vectors[i]) for i, rec in enumerate(records)]
-            self.dims[int(vectors.shape[1])] += len(records)
         else:
-            lines = [encode_record(rec, vectors[i] if mask[i] else None) for i, rec in enumerate(records)]
-            self.dims[int(vectors.shape[1])] += int(mask.sum())
+            lines = [
+                encode_record(rec, vectors[i] if mask is None or mask[i] else None) for i, rec in enumerate(records)
+            ]
         blob = b"".join(lines)
-        if worker is not None and not self._through(worker, [(blob, None, None)]):  # a batch without vectors
-            return self.write(batch)
-        duplicates = self._remember(_hash_ids([rec.id for rec in records]), self.lines_written)
-        self._account(records)
-        if worker is not None:
-            return WriteResult(written=len(records), duplicates=duplicates)
+        duplicates = self._count(batch)
         if self.compress:
             blob = gzip.compress(blob, mtime=0)  # one gzip member per batch: concatenated members are valid gzip
-        assert isinstance(self.data, AppendFile)
         self.data.write(blob)
         self.data.sync()
         return WriteResult(written=len(records), duplicates=duplicates)
+
+    def _worker_pieces(self, batch: Batch) -> Iterable[tuple[bytes, Any, Any]]:
+        """The batch as pieces for the writer process, every line encoded before any piece is sent (a record
+        that cannot be encoded fails the batch before it is written)."""
+        vectors, mask = batch.vectors, _mask(batch)
+        if vectors is None:
+            return [(b"".join([encode_record(rec, None) for rec in batch.records]), None, None)]
+        return _pieces(_hole_lines(batch.records, int(vectors.shape[1]), mask), vectors, mask)
+
+    def _count(self, batch: Batch) -> int:
+        """Count a batch this sink wrote (or sent); returns how many of its ids replaced an earlier line."""
+        if batch.vectors is not None:
+            mask = _mask(batch)
+            self.dims[int(batch.vectors.shape[1])] += len(batch) if mask is None else int(mask.sum())
+        duplicates = self._remember(_hash_ids([rec.id for rec in batch.records]), self.lines_written)
+        self._account(batch.records)
+        return duplicates
 
     @_os_errors
     def send(self, batch: Batch) -> Callable[[], WriteResult]:
@@ -245,22 +253,11 @@ class VmigSink(Sink):
         worker = self.data if isinstance(self.data, EncodeWorker) else None
         if worker is None or not worker.opened:
             result = self.write(batch)
-            after = self._state_now()
-            return functools.partial(self._acknowledged, None, after, result)
+            return functools.partial(self._acknowledged, None, self._state_now(), result)
         if self.acked is None:  # from now on the state is what was acknowledged, never a batch only sent
             self.acked = self._state_now()
-        vectors, mask = batch.vectors, batch.has_vector
-        records = batch.records
-        if mask is not None and mask.all():
-            mask = None
-        if vectors is None:
-            worker.send([(b"".join([encode_record(rec, None) for rec in records]), None, None)])
-        else:
-            worker.send(_pieces(_hole_lines(records, int(vectors.shape[1]), mask), vectors, mask))
-            self.dims[int(vectors.shape[1])] += len(records) if mask is None else int(mask.sum())
-        duplicates = self._remember(_hash_ids([rec.id for rec in records]), self.lines_written)
-        self._account(records)
-        result = WriteResult(written=len(records), duplicates=duplicates)
+        worker.send(self._worker_pieces(batch))
+        result = WriteResult(written=len(batch), duplicates=self._count(batch))
         return functools.partial(self._acknowledged, worker, self._state_now(), result)
 
     def _acknowledged(self, worker: EncodeWorker | None, after: dict[str, Any], result: WriteResult) -> WriteResult:
