@@ -88,6 +88,8 @@ def main() -> None:
         print(f"vexrun verification benchmark: {n:,} records × 384, vmig → {kind}, batch 1000", flush=True)
         measure([PY, "-c", GENERATE, str(src), str(n)])
         walls: dict[str, float] = {}
+        #: CPU time of the run's process tree: steadier than the wall time on a shared machine
+        cpus: dict[str, float] = {}
         seconds: dict[str, float] = {}
         modes = ("off", "count", "sample", "full")
         for r in range(args.repeat):
@@ -106,6 +108,7 @@ def main() -> None:
                 if res.code != 0:
                     raise SystemExit(f"{mode}: run failed ({res.code}): {res.err[-800:]}")
                 walls[mode] = min(walls.get(mode, float("inf")), res.wall)
+                cpus[mode] = min(cpus.get(mode, float("inf")), res.cpu_s if res.cpu_s is not None else float("nan"))
                 fig = next(iter(json.loads(res.out)["verify"].values()), {}) if mode != "off" else {}
                 seconds[mode] = min(seconds.get(mode, float("inf")), float(fig.get("seconds", 0.0)))
         _, options = target_of(kind, "full", dsn)
@@ -118,11 +121,11 @@ def main() -> None:
             for _ in range(args.repeat)
         )
         base = walls["off"]
-        print(f"  run.verify: off     {base:7.2f} s  ({n / base:,.0f} records/s)")
+        print(f"  run.verify: off     {base:7.2f} s  ({n / base:,.0f} records/s; CPU {cpus['off']:.2f} s)")
         for mode in ("count", "sample", "full"):
             print(
                 f"  run.verify: {mode:<7} {walls[mode]:7.2f} s  (+{walls[mode] / base - 1:.1%} of the run; "
-                f"the check itself {seconds[mode]:.2f} s)"
+                f"the check itself {seconds[mode]:.2f} s; CPU {cpus[mode]:.2f} s, {cpus[mode] / cpus['off'] - 1:+.1%})"
             )
         print(f"  bare read of the target ({kind} source, every record): {bare_read:.2f} s")
         extra = walls["sample"] / base - 1
