@@ -272,8 +272,10 @@ def test_kill_9_of_an_extract_run_computes_no_answer_twice(tmp_path: Path) -> No
     store of an answer, from every worker)."""
     chunks = ["--chunks", "160", "--batch", "4", "--tpm", "10000000", "--rpm", "100000"]
     local = ray_llm(tmp_path / "local", *chunks, "--latency", "0.05", "--executor", "local")
+    # 40 answers of 4 s each on 4 workers: ~40 s of waiting for the fake, more than the five kills' waits together
+    # (4-10 s each, 36 s with this seed), so every kill comes before the run can finish, however fast the machine
     killed = ray_llm(
-        tmp_path / "ray", *chunks, "--latency", "0.6", "--workers", "4", "--kills", "5", "--kill-after", "4,10"
+        tmp_path / "ray", *chunks, "--latency", "4.0", "--workers", "4", "--kills", "5", "--kill-after", "4,10"
     )
     assert local["code"] == 0 and local["answers"] == {"entries": 40, "max_puts": 1}, local
     assert killed["code"] == 0 and killed["kills"] == 5, killed
