@@ -204,8 +204,9 @@ def test_kill_9_at_random_moments_gives_the_uninterrupted_result(
     work = tmp_path / "work"
     work.mkdir()
     _texts_file(work / "in.vmig.jsonl")
-    # About 5 s of embedding in all (25 calls of 50 texts × 200 ms): ten kills land before the end.
-    recipe = _recipe(work, delay_ms=200, batch=60, sqlite=sqlite, read_workers=read_workers, write_worker=write_worker)
+    # About 7.5 s of embedding in all (25 calls of 50 texts × 300 ms), more than the ten waits below add up to
+    # (5.7 s with this seed): every kill lands before the end, however fast the machine.
+    recipe = _recipe(work, delay_ms=300, batch=60, sqlite=sqlite, read_workers=read_workers, write_worker=write_worker)
     rng = random.Random(20261125)
     kills = 0
     for _ in range(10):
